@@ -1,0 +1,146 @@
+/**
+ * Fine-Tune Studio's headless CLI (dist/cli.js). It runs the same core modules as the
+ * extension, so anything the command palette can do is scriptable and testable in CI.
+ */
+import { resolve } from "node:path";
+import { checkTrainingEnvironment, summarizeEnvironment } from "../core/environmentCheck";
+import { productPaths } from "../core/paths";
+import { PYTHON_ENV_VARIABLE } from "../core/pythonEnvironment";
+import { ensurePythonEnvironment } from "../core/pythonSetup";
+import { SidecarError } from "../core/sidecarProcess";
+import { createTinyModel } from "../core/tinyModel";
+import { parseArgs, stringFlag, integerFlag, UsageError, type ParsedArgs } from "./args";
+import { runDemo } from "./demo";
+
+const paths = productPaths(resolve(__dirname, ".."));
+const print = (line: string): void => {
+  process.stdout.write(`${line}\n`);
+};
+const log = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
+
+const USAGE = `Usage: finetune-studio <command> [options]
+
+Commands:
+  demo                     Run the pipeline on the tiny built-in model and sample dataset.
+      --workdir DIR        Where the demo writes (default: ./.finetune-demo)
+  info                     Show the Python/PyTorch environment the trainer would use.
+  setup                    Make a PyTorch-capable Python available (apt on Debian as root,
+                           else a .venv with native/requirements.txt).
+      --with-pytest        Also require pytest (for the test tiers).
+  make-tiny-model          Write a tiny model with a real architecture and random weights.
+      --out DIR            Output folder (required)
+      --arch gpt-oss       Architecture (default gpt-oss)
+      --seed N             Random seed (default 0)
+  help                     Show this text.
+
+Common options:
+  --python PATH            Interpreter for the sidecar (else ${PYTHON_ENV_VARIABLE}, then auto-detect).
+  --verbose                Show sidecar logs on stderr.`;
+
+const FLAGS = new Set(["workdir", "with-pytest", "out", "arch", "seed", "python", "verbose", "help"]);
+
+async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, FLAGS);
+  const configuredPython = stringFlag(args, "python");
+  const onLog = args.flags.has("verbose") ? log : undefined;
+  switch (args.command) {
+    case undefined:
+    case "help":
+      print(USAGE);
+      return 0;
+    case "demo":
+      return runDemo({
+        paths,
+        workDir: resolve(stringFlag(args, "workdir") ?? ".finetune-demo"),
+        configuredPython,
+        print,
+      });
+    case "info":
+      return info(configuredPython, onLog);
+    case "setup": {
+      const python = await ensurePythonEnvironment({
+        projectRoot: paths.root,
+        configuredPath: configuredPython,
+        env: process.env,
+        needPytest: args.flags.has("with-pytest"),
+        log,
+      });
+      print(`Python for the sidecar: ${python.path} (Python ${python.version}, torch ${python.torch}, ${python.source})`);
+      return 0;
+    }
+    case "make-tiny-model":
+      return makeTinyModel(args, configuredPython, onLog);
+    default:
+      throw new UsageError(`Unknown command "${args.command}".`);
+  }
+}
+
+async function info(configuredPython: string | undefined, onLog: ((line: string) => void) | undefined): Promise<number> {
+  const check = await checkTrainingEnvironment({
+    configuredPython,
+    projectRoot: paths.root,
+    nativeDir: paths.nativeDir,
+    env: process.env,
+    ...(onLog ? { onLog } : {}),
+  });
+  if (!check.ok) {
+    log(`${check.problem}\n${check.fix}`);
+    return 1;
+  }
+  print(summarizeEnvironment(check));
+  print(`Sidecar ${check.hello.sidecar_version}, protocol ${check.hello.protocol_version}, CUDA ${check.hello.cuda ?? "none"}`);
+  return 0;
+}
+
+async function makeTinyModel(
+  args: ParsedArgs,
+  configuredPython: string | undefined,
+  onLog: ((line: string) => void) | undefined,
+): Promise<number> {
+  const out = stringFlag(args, "out");
+  if (!out) throw new UsageError("make-tiny-model needs --out DIR.");
+  const arch = stringFlag(args, "arch") ?? "gpt-oss";
+  if (arch !== "gpt-oss") throw new UsageError(`--arch must be gpt-oss, got "${arch}".`);
+  const check = await checkTrainingEnvironment({
+    configuredPython,
+    projectRoot: paths.root,
+    nativeDir: paths.nativeDir,
+    env: process.env,
+  });
+  if (!check.ok) {
+    log(`${check.problem}\n${check.fix}`);
+    return 1;
+  }
+  const seed = integerFlag(args, "seed");
+  const artifact = await createTinyModel({
+    python: check.python.path,
+    nativeDir: paths.nativeDir,
+    outDir: resolve(out),
+    architecture: arch,
+    ...(seed !== undefined ? { seed } : {}),
+    onProgress: (event) => log(`${event.stage}: ${event.message}`),
+    ...(onLog ? { onLog } : {}),
+  });
+  print(`Wrote ${artifact.path} (${(artifact.bytes / 1e6).toFixed(1)} MB)`);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof UsageError) {
+      log(`${error.message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else if (SidecarError.is(error)) {
+      log(`Error (${error.code}): ${error.message}\nHint: ${error.hint}`);
+      process.exitCode = 1;
+    } else {
+      log(`Error: ${error instanceof Error ? error.message : String(error)}`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,40 @@
+/**
+ * Training runs live in the workspace under .finetune/runs/<id>/ so they are reproducible and
+ * reviewable in git. This module only reads them; the run supervisor writes them.
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+
+export const RUNS_FOLDER = join(".finetune", "runs");
+
+export type RunStatus = "queued" | "running" | "stopped" | "failed" | "done" | "unknown";
+
+export interface RunSummary {
+  id: string;
+  path: string;
+  status: RunStatus;
+  /** Reason for a failed run, when recorded. */
+  reason: string | undefined;
+}
+
+export function listRuns(workspaceRoot: string): RunSummary[] {
+  const folder = join(workspaceRoot, RUNS_FOLDER);
+  if (!existsSync(folder)) return [];
+  return readdirSync(folder, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && existsSync(join(folder, entry.name, "run.json")))
+    .map((entry) => readRun(join(folder, entry.name), entry.name))
+    .sort((a, b) => b.id.localeCompare(a.id));
+}
+
+function readRun(path: string, id: string): RunSummary {
+  const statusPath = join(path, "status.json");
+  if (!existsSync(statusPath)) return { id, path, status: "unknown", reason: undefined };
+  try {
+    const parsed = JSON.parse(readFileSync(statusPath, "utf8")) as { status?: unknown; reason?: unknown };
+    const known: RunStatus[] = ["queued", "running", "stopped", "failed", "done"];
+    const status = known.includes(parsed.status as RunStatus) ? (parsed.status as RunStatus) : "unknown";
+    return { id, path, status, reason: typeof parsed.reason === "string" ? parsed.reason : undefined };
+  } catch {
+    return { id, path, status: "unknown", reason: "status.json is not valid JSON" };
+  }
+}

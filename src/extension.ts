@@ -1,0 +1,63 @@
+/**
+ * Composition root: builds the services and registers them with VS Code. No logic lives
+ * here; each feature's behaviour is in its own module.
+ */
+import * as vscode from "vscode";
+import { productPaths } from "./core/paths";
+import { registerCommands } from "./vscode/commands";
+import { InferenceHostService } from "./vscode/inferenceHostService";
+import { Logger } from "./vscode/logger";
+import { SettingsAccessor } from "./vscode/settings";
+import { DatasetsView } from "./vscode/views/datasetsView";
+import { ModelsView } from "./vscode/views/modelsView";
+import { RunsView } from "./vscode/views/runsView";
+import { ChatViewProvider } from "./vscode/webviews/chatView";
+import { WebviewReadiness } from "./vscode/webviews/html";
+import { TrainingPanel } from "./vscode/webviews/trainingPanel";
+
+/** What activate() returns; the integration suite uses it to wait for webview handshakes. */
+export interface FineTuneStudioApi {
+  readonly webviews: WebviewReadiness;
+  readonly inferenceHost: InferenceHostService;
+}
+
+export function activate(context: vscode.ExtensionContext): FineTuneStudioApi {
+  const logger = new Logger();
+  try {
+    const paths = productPaths(context.extensionUri.fsPath);
+    const mediaRoot = vscode.Uri.joinPath(context.extensionUri, "media");
+    const settings = new SettingsAccessor();
+    const webviews = new WebviewReadiness();
+    const datasets = new DatasetsView();
+    const runs = new RunsView();
+    const models = new ModelsView(settings);
+    const trainingPanel = new TrainingPanel(mediaRoot, webviews, logger);
+    const inferenceHost = new InferenceHostService(paths.inferenceHostEntry, logger);
+    const refreshViews = (): void => [datasets, runs, models].forEach((view) => view.refresh());
+
+    context.subscriptions.push(
+      logger,
+      datasets,
+      runs,
+      models,
+      trainingPanel,
+      inferenceHost,
+      vscode.window.registerTreeDataProvider("finetuneStudio.datasets", datasets),
+      vscode.window.registerTreeDataProvider("finetuneStudio.runs", runs),
+      vscode.window.registerTreeDataProvider("finetuneStudio.models", models),
+      vscode.window.registerWebviewViewProvider(ChatViewProvider.viewId, new ChatViewProvider(mediaRoot, webviews, logger)),
+      ...registerCommands({ paths, settings, logger, trainingPanel, inferenceHost, refreshViews }),
+    );
+    logger.info(`Fine-Tune Studio activated (workspace ${vscode.workspace.isTrusted ? "trusted" : "untrusted: no sidecar, no models"}).`);
+    return { webviews, inferenceHost };
+  } catch (error) {
+    // VS Code shows nothing when activation throws, so say it before re-throwing.
+    logger.error("Fine-Tune Studio failed to activate", error);
+    void vscode.window.showErrorMessage("Fine-Tune Studio failed to activate; see its output channel.");
+    throw error;
+  }
+}
+
+export function deactivate(): void {
+  // Disposables registered in activate() stop the inference host and close panels.
+}
