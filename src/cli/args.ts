@@ -13,7 +13,10 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
-export function parseArgs(argv: string[], allowedFlags: ReadonlySet<string>): ParsedArgs {
+/** Each allowed flag and whether it takes a value or is a switch. */
+export type FlagSpec = Readonly<Record<string, "value" | "switch">>;
+
+export function parseArgs(argv: string[], flagSpec: FlagSpec): ParsedArgs {
   const flags = new Map<string, string | true>();
   const positionals: string[] = [];
   let command: string | undefined;
@@ -21,9 +24,13 @@ export function parseArgs(argv: string[], allowedFlags: ReadonlySet<string>): Pa
     const token = argv[index] ?? "";
     if (token.startsWith("--")) {
       const [name = "", inlineValue] = token.slice(2).split("=", 2);
-      if (!allowedFlags.has(name)) throw new UsageError(`Unknown option --${name}.`);
+      const kind = flagSpec[name];
+      if (kind === undefined) throw new UsageError(`Unknown option --${name}.`);
       const next = argv[index + 1];
-      if (inlineValue !== undefined) flags.set(name, inlineValue);
+      if (kind === "switch") {
+        if (inlineValue !== undefined) throw new UsageError(`--${name} is a switch and takes no value.`);
+        flags.set(name, true);
+      } else if (inlineValue !== undefined) flags.set(name, inlineValue);
       else if (next !== undefined && !next.startsWith("--")) {
         flags.set(name, next);
         index++;

@@ -9,7 +9,7 @@ import { PYTHON_ENV_VARIABLE } from "../core/pythonEnvironment";
 import { ensurePythonEnvironment } from "../core/pythonSetup";
 import { SidecarError } from "../core/sidecarProcess";
 import { createTinyModel } from "../core/tinyModel";
-import { parseArgs, stringFlag, integerFlag, UsageError, type ParsedArgs } from "./args";
+import { parseArgs, stringFlag, integerFlag, UsageError, type FlagSpec, type ParsedArgs } from "./args";
 import { runDemo } from "./demo";
 
 const paths = productPaths(resolve(__dirname, ".."));
@@ -29,6 +29,7 @@ Commands:
   setup                    Make a PyTorch-capable Python available (apt on Debian as root,
                            else a .venv with native/requirements.txt).
       --with-pytest        Also require pytest (for the test tiers).
+      --print-python       Print only the interpreter's path.
   make-tiny-model          Write a tiny model with a real architecture and random weights.
       --out DIR            Output folder (required)
       --arch gpt-oss       Architecture (default gpt-oss)
@@ -39,7 +40,17 @@ Common options:
   --python PATH            Interpreter for the sidecar (else ${PYTHON_ENV_VARIABLE}, then auto-detect).
   --verbose                Show sidecar logs on stderr.`;
 
-const FLAGS = new Set(["workdir", "with-pytest", "out", "arch", "seed", "python", "verbose", "help"]);
+const FLAGS: FlagSpec = {
+  workdir: "value",
+  out: "value",
+  arch: "value",
+  seed: "value",
+  python: "value",
+  "with-pytest": "switch",
+  "print-python": "switch",
+  verbose: "switch",
+  help: "switch",
+};
 
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv, FLAGS);
@@ -67,7 +78,8 @@ async function main(argv: string[]): Promise<number> {
         needPytest: args.flags.has("with-pytest"),
         log,
       });
-      print(`Python for the sidecar: ${python.path} (Python ${python.version}, torch ${python.torch}, ${python.source})`);
+      if (args.flags.has("print-python")) print(python.path);
+      else print(`Python for the sidecar: ${python.path} (Python ${python.version}, torch ${python.torch}, ${python.source})`);
       return 0;
     }
     case "make-tiny-model":
