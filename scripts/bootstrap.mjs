@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Everything a fresh clone needs, idempotent and quick when already done:
-//   1. npm dependencies (npm ci, skipped while package-lock.json is unchanged),
+//   1. npm dependencies (npm install from the lock, skipped while package-lock.json is unchanged),
 //   2. the bundles (esbuild, ~0.1 s),
 //   3. a Python with PyTorch for the sidecar (dist/cli.js setup: apt on Debian as root,
 //      otherwise a .venv with native/requirements.txt),
@@ -32,8 +32,11 @@ function ensureNodeModules() {
   const stamp = join(root, "node_modules", ".finetune-studio-lock-hash");
   const lockHash = createHash("sha256").update(readFileSync(join(root, "package-lock.json"))).digest("hex");
   if (existsSync(stamp) && readFileSync(stamp, "utf8") === lockHash) return say("npm dependencies: up to date");
-  say("npm dependencies: npm ci (first run takes about a minute)");
-  run("npm", ["ci", "--no-audit", "--no-fund"]);
+  // Not `npm ci`: some registries (this project's CI mirror among them) lack a few of
+  // node-llama-cpp's optional per-platform packages, and `npm ci` rejects a lock without them.
+  // `npm install --no-save` installs exactly the locked versions and skips absent optionals.
+  say("npm dependencies: npm install from package-lock.json (first run takes about a minute)");
+  run("npm", ["install", "--no-save", "--no-audit", "--no-fund"]);
   writeFileSync(stamp, lockHash);
 }
 

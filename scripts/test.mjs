@@ -117,7 +117,7 @@ async function packageVsix() {
   const build = await runCaptured(process.execPath, [join(root, "scripts", "build.mjs"), "--production"]);
   if (build.code !== 0) return { code: build.code, output: build.output, path };
   const vsce = join(root, "node_modules", ".bin", "vsce");
-  const packed = await runCaptured(vsce, ["package", "--out", path, "--allow-missing-repository"]);
+  const packed = await runCaptured(vsce, ["package", "--out", path, "--allow-missing-repository", "--no-rewrite-relative-links"]);
   // Restore the development build (source maps) for anything that runs after the tests.
   await runCaptured(process.execPath, [join(root, "scripts", "build.mjs")]);
   return { code: packed.code, output: packed.output, path };

@@ -4,6 +4,11 @@ import { screenshot, withTimeout } from "./harness";
 import { activatedApi } from "./support";
 
 suite("Webviews", () => {
+  suiteSetup(async () => {
+    // VS Code's own chat sidebar would crowd the screenshots; it is not part of this product.
+    await vscode.commands.executeCommand("workbench.action.closeAuxiliaryBar").then(undefined, () => undefined);
+  });
+
   test("the training panel opens and completes its handshake", async () => {
     const api = await activatedApi();
     await vscode.commands.executeCommand("finetuneStudio.openTrainingPanel");
