@@ -5,7 +5,8 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
-export const RUNS_FOLDER = join(".finetune", "runs");
+/** Forward slashes: used both in paths (join accepts them everywhere) and in watcher globs. */
+export const RUNS_FOLDER = ".finetune/runs";
 
 export type RunStatus = "queued" | "running" | "stopped" | "failed" | "done" | "unknown";
 

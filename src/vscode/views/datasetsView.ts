@@ -3,6 +3,7 @@
  * arrive with the dataset issue; today each file shows its size and opens on click.
  */
 import * as vscode from "vscode";
+import { refreshOnFileChanges } from "./refreshOnFileChanges";
 import { formatBytes } from "../../core/localModels";
 
 const DATASET_GLOB = "**/*.jsonl";
@@ -11,14 +12,7 @@ const EXCLUDED = "{**/node_modules/**,**/.git/**,**/.finetune/runs/**}";
 export class DatasetsView implements vscode.TreeDataProvider<vscode.Uri>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChangeTreeData = this.changed.event;
-  private readonly watcher = vscode.workspace.createFileSystemWatcher(DATASET_GLOB);
-  private readonly subscriptions: vscode.Disposable[] = [this.changed, this.watcher];
-
-  constructor() {
-    for (const event of [this.watcher.onDidCreate, this.watcher.onDidDelete, this.watcher.onDidChange]) {
-      this.subscriptions.push(event(() => this.refresh()));
-    }
-  }
+  private readonly subscriptions: vscode.Disposable[] = [this.changed, ...refreshOnFileChanges(DATASET_GLOB, () => this.refresh())];
 
   refresh(): void {
     this.changed.fire();

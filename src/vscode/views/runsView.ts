@@ -2,6 +2,7 @@
  * Runs view: every run folder under .finetune/runs in the workspace, with its status.
  */
 import * as vscode from "vscode";
+import { refreshOnFileChanges } from "./refreshOnFileChanges";
 import { RUNS_FOLDER, listRuns, type RunSummary } from "../../core/runFolders";
 
 const STATUS_ICONS: Record<RunSummary["status"], string> = {
@@ -16,14 +17,7 @@ const STATUS_ICONS: Record<RunSummary["status"], string> = {
 export class RunsView implements vscode.TreeDataProvider<RunSummary>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChangeTreeData = this.changed.event;
-  private readonly watcher = vscode.workspace.createFileSystemWatcher(`**/${RUNS_FOLDER}/*/{run,status}.json`);
-  private readonly subscriptions: vscode.Disposable[] = [this.changed, this.watcher];
-
-  constructor() {
-    for (const event of [this.watcher.onDidCreate, this.watcher.onDidDelete, this.watcher.onDidChange]) {
-      this.subscriptions.push(event(() => this.refresh()));
-    }
-  }
+  private readonly subscriptions: vscode.Disposable[] = [this.changed, ...refreshOnFileChanges(`**/${RUNS_FOLDER}/*/{run,status}.json`, () => this.refresh())];
 
   refresh(): void {
     this.changed.fire();
