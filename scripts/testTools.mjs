@@ -122,6 +122,17 @@ async function stampMatches(dir, expected) {
   }
 }
 
+/**
+ * Under `npm test` the outer npm exports npm_config_* and npm_* variables (user agent
+ * "node/v20", node-gyp paths) that the nested install would inherit as its own config;
+ * code-server's postinstall reads the Node version from npm_config_user_agent and refuses v20.
+ */
+function withoutOuterNpmVariables(env) {
+  return Object.fromEntries(
+    Object.entries(env).filter(([name]) => !/^npm_/i.test(name) && name !== 'NODE' && name !== 'INIT_CWD'),
+  );
+}
+
 /** npm-installs packageJson into a temp folder next to `dir`, verifies it, then renames it into place. */
 async function installAtomically({ cacheDir, dir, stamp, step, packageJson, env, verify, log }) {
   const logsDir = path.join(cacheDir, 'logs');
@@ -135,7 +146,7 @@ async function installAtomically({ cacheDir, dir, stamp, step, packageJson, env,
   try {
     await writeFile(path.join(tmp, 'package.json'), JSON.stringify(packageJson, null, 2));
     await runLogged('npm', ['install', '--no-audit', '--no-fund', '--foreground-scripts'], {
-      cwd: tmp, env: { ...process.env, ...env }, logFile,
+      cwd: tmp, env: { ...withoutOuterNpmVariables(process.env), ...env }, logFile,
     });
     await verify(tmp);
     await writeFile(path.join(tmp, '.installed.json'), JSON.stringify({ ...stamp, installedAt: new Date().toISOString() }, null, 2));
