@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Runs the test tiers and prints each tier's pass/fail counts, then a total line.
-//   unit         TypeScript core logic in plain Node (node:test through tsx)
+//   unit         strict typecheck of every TS project, then core logic in plain Node (node:test via tsx)
 //   python       pytest for native/ (CPU)
 //   integration  the mocha suite inside a real VS Code extension host (VS Code's own server
 //                from the code-server package, driven by headless Chromium), then the packaged
@@ -54,11 +54,28 @@ function sidecarPython() {
   return result.stdout.trim().split("\n").pop();
 }
 
+/** Strict TypeScript is part of the unit tier: a type error fails it like a failing test. */
+async function typecheck() {
+  const tsc = join(root, "node_modules", "typescript", "bin", "tsc");
+  let failures = 0;
+  for (const project of ["tsconfig.json", "webview/tsconfig.json", "test/tsconfig.json"]) {
+    const { code } = await runCaptured(process.execPath, [tsc, "-p", project, "--noEmit"]);
+    console.log(`typecheck ${project}: ${code === 0 ? "clean" : "FAILED"}`);
+    if (code !== 0) failures++;
+  }
+  return failures;
+}
+
 async function unitTier() {
+  const typeErrors = await typecheck();
   const folder = join(root, "test", "unit");
   const files = readdirSync(folder).filter((name) => name.endsWith(".test.ts")).map((name) => join(folder, name));
   const { code, output } = await runCaptured(process.execPath, ["--import", "tsx", "--test", "--test-reporter=spec", ...files]);
-  return { code, passed: count(output, /^ℹ pass (\d+)/gm), failed: count(output, /^ℹ fail (\d+)/gm) };
+  return {
+    code: code || typeErrors,
+    passed: count(output, /^ℹ pass (\d+)/gm),
+    failed: count(output, /^ℹ fail (\d+)/gm) + typeErrors,
+  };
 }
 
 async function pythonTier() {
