@@ -12,6 +12,8 @@ import {
   type InferenceStatus,
 } from "../protocol/inferenceHost";
 
+import { ModelRegistry } from "./modelRegistry";
+
 type Llama = Awaited<ReturnType<typeof import("node-llama-cpp")["getLlama"]>>;
 
 const startedAt = Date.now();
@@ -20,11 +22,17 @@ function send(message: HostToParent): void {
   process.send?.(message);
 }
 
-async function loadLlama(): Promise<{ llama: Llama; version: string }> {
+async function loadLlama(): Promise<{ llama: Llama; registry: ModelRegistry; version: string }> {
   const module = await import("node-llama-cpp");
-  const llama = await module.getLlama({ build: "never", gpu: "auto", progressLogs: false, skipDownload: true });
+  const llama = await module.getLlama({
+    build: "never",
+    gpu: "auto",
+    progressLogs: false,
+    skipDownload: true,
+    logLevel: module.LlamaLogLevel.error,
+  });
   const version = await readNodeLlamaCppVersion();
-  return { llama, version };
+  return { llama, registry: new ModelRegistry(llama, module), version };
 }
 
 /** The package's exports hide package.json, so read it from the folder Node would resolve. */
@@ -44,20 +52,27 @@ function backendName(llama: Llama): string {
   return llama.gpu === false ? "cpu" : llama.gpu;
 }
 
-async function handle(llama: Llama, request: InferenceRequest): Promise<unknown> {
+async function handle(llama: Llama, registry: ModelRegistry, request: InferenceRequest): Promise<unknown> {
   const method: InferenceMethod = request.method;
   switch (method) {
     case "status": {
       const status: InferenceStatus = {
         backend: backendName(llama),
-        loadedModels: [],
+        loadedModels: registry.loadedPaths,
         uptimeMs: Date.now() - startedAt,
       };
       return status;
     }
+    case "loadModel":
+      return registry.load((request as InferenceRequest<"loadModel">).params.path);
+    case "complete":
+      return registry.complete((request as InferenceRequest<"complete">).params);
     case "shutdown":
       setImmediate(() => {
-        void llama.dispose().finally(() => process.exit(0));
+        void registry
+          .dispose()
+          .then(() => llama.dispose())
+          .finally(() => process.exit(0));
       });
       return { ok: true };
   }
@@ -68,7 +83,7 @@ async function main(): Promise<void> {
     process.stderr.write("The inference host must be started by Fine-Tune Studio (it talks over an IPC channel).\n");
     process.exit(2);
   }
-  let loaded: { llama: Llama; version: string };
+  let loaded: { llama: Llama; registry: ModelRegistry; version: string };
   try {
     loaded = await loadLlama();
   } catch (error) {
@@ -79,10 +94,10 @@ async function main(): Promise<void> {
     });
     process.exit(1);
   }
-  const { llama, version } = loaded;
+  const { llama, registry, version } = loaded;
   process.on("message", (message: unknown) => {
     if (!isParentToHost(message) || message.kind !== "request") return;
-    handle(llama, message).then(
+    handle(llama, registry, message).then(
       (result) => send({ kind: "response", id: message.id, ok: true, result }),
       (error: unknown) =>
         send({

@@ -15,12 +15,40 @@ export const INFERENCE_PROTOCOL_VERSION = 1;
 export interface InferenceMethods {
   /** What the host has loaded and which backend llama.cpp uses. */
   status: { params: Record<string, never>; result: InferenceStatus };
+  /** Loads a GGUF file (once; a second call with the same path returns the same id). */
+  loadModel: { params: { path: string }; result: LoadedModelInfo };
+  /** Raw text completion, greedy unless a temperature is given. */
+  complete: { params: CompletionParams; result: CompletionResult };
   /** Release models and exit cleanly. */
   shutdown: { params: Record<string, never>; result: { ok: true } };
 }
 
+export interface LoadedModelInfo {
+  modelId: string;
+  path: string;
+  architecture: string;
+  trainContextSize: number;
+  vocabularySize: number;
+  loadMs: number;
+}
+
+export interface CompletionParams {
+  modelId: string;
+  prompt: string;
+  maxTokens: number;
+  temperature?: number;
+  /** Texts that end the completion (not included in the result). */
+  stop?: string[];
+}
+
+export interface CompletionResult {
+  text: string;
+  /** Time spent evaluating the prompt and generating, in milliseconds. */
+  ms: number;
+}
+
 export type InferenceMethod = keyof InferenceMethods;
-export const INFERENCE_METHODS: readonly InferenceMethod[] = ["status", "shutdown"];
+export const INFERENCE_METHODS: readonly InferenceMethod[] = ["status", "loadModel", "complete", "shutdown"];
 
 export interface InferenceStatus {
   backend: string;
