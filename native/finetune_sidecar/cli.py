@@ -19,6 +19,7 @@ from typing import Callable, NoReturn, Sequence
 from finetune_sidecar.channel import Channel, StopFlag
 from finetune_sidecar.emitter import Emitter
 from finetune_sidecar.errors import SidecarError, bad_arguments
+from finetune_sidecar.forward_cli import add_logits_command
 from finetune_sidecar.protocol import encode_event, schema_document
 from finetune_sidecar.runtime import collect_machine_info, require_torch
 
@@ -73,21 +74,29 @@ def build_parser() -> argparse.ArgumentParser:
     schema.set_defaults(handler=None)
 
     tiny = sub.add_parser("make-tiny-model", help="write a tiny random-weight checkpoint with a real architecture")
-    tiny.add_argument("--arch", required=True, choices=("gpt-oss",), help="architecture to imitate")
+    tiny.add_argument("--arch", required=True, choices=("gpt-oss", "qwen2"), help="architecture to imitate")
     tiny.add_argument("--out", required=True, help="checkpoint folder to create (written atomically)")
     tiny.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
-    tiny.add_argument("--layers", type=_positive_int, default=2, help="hidden layers (default 2)")
-    tiny.add_argument("--hidden", type=_positive_int, default=64, help="hidden size, a multiple of 32 (default 64)")
-    tiny.add_argument("--head-dim", type=_positive_int, default=16, help="attention head size (default 16)")
-    tiny.add_argument("--heads", type=_positive_int, default=4, help="query heads (default 4)")
-    tiny.add_argument("--kv-heads", type=_positive_int, default=2, help="key/value heads (default 2)")
-    tiny.add_argument("--experts", type=_positive_int, default=4, help="experts per layer (default 4)")
-    tiny.add_argument("--experts-per-tok", type=_positive_int, default=2, help="router top-k (default 2)")
-    tiny.add_argument("--intermediate", type=_positive_int, default=64, help="expert width, multiple of 32 (default 64)")
-    tiny.add_argument("--vocab-size", type=_positive_int, default=201088, help="vocabulary rows (default 201088)")
+    # Shape defaults differ per architecture (None = the arch's default, see tiny_models.py).
+    tiny.add_argument("--layers", type=_positive_int, help="hidden layers (default 2)")
+    tiny.add_argument("--hidden", type=_positive_int, help="hidden size, a multiple of 32 for gpt-oss (default 64)")
+    tiny.add_argument("--head-dim", type=_positive_int, help="gpt-oss only: attention head size (default 16)")
+    tiny.add_argument("--heads", type=_positive_int, help="query heads (default 4)")
+    tiny.add_argument("--kv-heads", type=_positive_int, help="key/value heads (default 2)")
+    tiny.add_argument("--experts", type=_positive_int, help="gpt-oss only: experts per layer (default 4)")
+    tiny.add_argument("--experts-per-tok", type=_positive_int, help="gpt-oss only: router top-k (default 2)")
+    tiny.add_argument(
+        "--intermediate",
+        type=_positive_int,
+        help="MLP width (gpt-oss: per expert, multiple of 32, default 64; qwen2: default 128)",
+    )
+    tiny.add_argument("--vocab-size", type=_positive_int, help="vocabulary rows (gpt-oss 201088, qwen2 151936)")
+    tiny.add_argument("--untied", action="store_true", help="qwen2 only: separate lm_head (default: tied embeddings)")
     tiny.add_argument("--shards", type=_positive_int, default=1, help="safetensors files (default 1)")
     tiny.add_argument("--force", action="store_true", help="replace --out if it exists and is not empty")
     tiny.set_defaults(handler=cmd_make_tiny_model)
+
+    add_logits_command(sub)
 
     wait = sub.add_parser("wait-for-stop", help="test aid: wait for a stop line or SIGTERM, then exit 0")
     wait.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds (default 600)")
@@ -104,24 +113,38 @@ def cmd_info(args: argparse.Namespace, ctx: CommandContext) -> int:
 def cmd_make_tiny_model(args: argparse.Namespace, ctx: CommandContext) -> int:
     require_torch()
     from finetune_sidecar.atomic import TargetExistsError
-    from finetune_sidecar.tiny_models import TENSORS_PER_LAYER, TinyGptOssConfig, write_tiny_model
-
-    config = TinyGptOssConfig(
-        layers=args.layers,
-        hidden=args.hidden,
-        head_dim=args.head_dim,
-        heads=args.heads,
-        kv_heads=args.kv_heads,
-        experts=args.experts,
-        experts_per_tok=args.experts_per_tok,
-        intermediate=args.intermediate,
-        vocab_size=args.vocab_size,
-        seed=args.seed,
+    from finetune_sidecar.tiny_models import (
+        QWEN2_TENSORS_PER_LAYER,
+        TENSORS_PER_LAYER,
+        TinyGptOssConfig,
+        TinyQwen2Config,
+        write_tiny_model,
     )
+
+    shape = {
+        name: getattr(args, name)
+        for name in ("layers", "hidden", "heads", "kv_heads", "intermediate", "vocab_size")
+        if getattr(args, name) is not None
+    }
+    config: TinyGptOssConfig | TinyQwen2Config
+    if args.arch == "qwen2":
+        gpt_only_names = ("head_dim", "experts", "experts_per_tok")
+        gpt_only = [f"--{n.replace('_', '-')}" for n in gpt_only_names if getattr(args, n) is not None]
+        if gpt_only:
+            raise bad_arguments(f"{', '.join(gpt_only)} only apply to --arch gpt-oss")
+        config = TinyQwen2Config(**shape, tie_word_embeddings=not args.untied, seed=args.seed)
+        n_tensors = (3 if args.untied else 2) + QWEN2_TENSORS_PER_LAYER * config.layers
+    else:
+        if args.untied:
+            raise bad_arguments("--untied only applies to --arch qwen2 (gpt-oss is always untied)")
+        for name in ("head_dim", "experts", "experts_per_tok"):
+            if getattr(args, name) is not None:
+                shape[name] = getattr(args, name)
+        config = TinyGptOssConfig(**shape, seed=args.seed)
+        n_tensors = 3 + TENSORS_PER_LAYER * config.layers
     problems = config.problems()
     if problems:
         raise bad_arguments("; ".join(problems), hint="Adjust the model shape arguments (see --help).")
-    n_tensors = 3 + TENSORS_PER_LAYER * config.layers
     if args.shards > n_tensors:
         raise bad_arguments(f"--shards {args.shards} exceeds the {n_tensors} tensors of this model")
 

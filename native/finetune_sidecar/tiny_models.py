@@ -34,6 +34,13 @@ _HIGHEST_SPECIAL_ID = 200012  # <|call|>
 TENSORS_PER_LAYER = 19
 """Checkpoint tensors of one layer (norms, attention, sinks, router, MXFP4 experts)."""
 
+# Qwen2.5 tokenizer: <|endoftext|> (bos/eos/pad of the base models), <|im_end|>, <|file_sep|>.
+QWEN_ENDOFTEXT, QWEN_IM_END = 151643, 151645
+QWEN_VOCAB_SIZE = 151936  # embedding rows of the releases (the tokenizer is padded up to it)
+_QWEN_HIGHEST_SPECIAL_ID = 151664
+QWEN2_TENSORS_PER_LAYER = 12
+"""Qwen2 checkpoint tensors of one layer (2 norms, q/k/v weight+bias, o, gate/up/down)."""
+
 
 @dataclass(frozen=True)
 class TinyGptOssConfig:
@@ -205,6 +212,110 @@ def generate_tensors(config: TinyGptOssConfig, progress: ProgressFn | None = Non
     return tensors
 
 
+@dataclass(frozen=True)
+class TinyQwen2Config:
+    """Shape and randomness of a tiny Qwen2 (Qwen2.5-Coder layout, model_type "qwen2")."""
+
+    layers: int = 2
+    hidden: int = 64
+    heads: int = 4
+    """num_attention_heads; head_dim is hidden/heads as in Qwen2 (no head_dim key)."""
+    kv_heads: int = 2
+    intermediate: int = 128
+    vocab_size: int = QWEN_VOCAB_SIZE
+    """Rows of embed_tokens (and lm_head when untied); below 151665 the special ids move to the end."""
+    tie_word_embeddings: bool = True
+    """Qwen2.5-Coder 0.5B/1.5B/3B tie lm_head to the embedding; larger ones do not."""
+    rope_theta: float = 1_000_000.0
+    init_std: float = 0.02
+    seed: int = 0
+
+    def problems(self) -> list[str]:
+        names = ("layers", "hidden", "heads", "kv_heads", "intermediate")
+        out = [f"{n} must be at least 1" for n in names if getattr(self, n) < 1]
+        if self.heads >= 1 and (self.hidden % self.heads or (self.hidden // self.heads) % 2):
+            out.append(f"hidden ({self.hidden}) must be an even multiple of heads ({self.heads}) for RoPE")
+        if self.kv_heads >= 1 and self.heads % self.kv_heads:
+            out.append(f"heads ({self.heads}) must be a multiple of kv_heads ({self.kv_heads})")
+        if self.vocab_size < 16:
+            out.append(f"vocab_size must be at least 16, got {self.vocab_size}")
+        return out
+
+    def special_token_ids(self) -> tuple[int, int]:
+        """(endoftext, im_end)."""
+        if self.vocab_size > _QWEN_HIGHEST_SPECIAL_ID:
+            return QWEN_ENDOFTEXT, QWEN_IM_END
+        return self.vocab_size - 2, self.vocab_size - 1
+
+    def hf_config(self) -> dict[str, Any]:
+        """config.json with the keys of the Qwen2.5-Coder base releases."""
+        eot, _ = self.special_token_ids()
+        return {
+            "architectures": ["Qwen2ForCausalLM"],
+            "attention_dropout": 0.0,
+            "bos_token_id": eot,
+            "eos_token_id": eot,
+            "hidden_act": "silu",
+            "hidden_size": self.hidden,
+            "initializer_range": self.init_std,
+            "intermediate_size": self.intermediate,
+            "max_position_embeddings": 32768,
+            "max_window_layers": self.layers,
+            "model_type": "qwen2",
+            "num_attention_heads": self.heads,
+            "num_hidden_layers": self.layers,
+            "num_key_value_heads": self.kv_heads,
+            "rms_norm_eps": 1e-06,
+            "rope_scaling": None,
+            "rope_theta": self.rope_theta,
+            "sliding_window": 32768,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "torch_dtype": "bfloat16",
+            "use_cache": True,
+            "use_sliding_window": False,
+            "vocab_size": self.vocab_size,
+        }
+
+    def generation_config(self) -> dict[str, Any]:
+        eot, _ = self.special_token_ids()
+        return {"bos_token_id": eot, "eos_token_id": eot, "max_new_tokens": 2048}
+
+
+def generate_qwen2_tensors(config: TinyQwen2Config, progress: ProgressFn | None = None) -> dict[str, torch.Tensor]:
+    """All Qwen2 checkpoint tensors in file order (lm_head only when untied)."""
+    problems = config.problems()
+    if problems:
+        raise ValueError("; ".join(problems))
+    gen = torch.Generator().manual_seed(config.seed)
+    c, std, bf16 = config, config.init_std, torch.bfloat16
+    kv_out = c.kv_heads * (c.hidden // c.heads)
+    total = c.layers + 2
+    tensors: dict[str, torch.Tensor] = {}
+    tensors["model.embed_tokens.weight"] = _normal(gen, (c.vocab_size, c.hidden), std).to(bf16)
+    for i in range(c.layers):
+        p = f"model.layers.{i}."
+        tensors[p + "input_layernorm.weight"] = (1.0 + _normal(gen, (c.hidden,), std)).to(bf16)
+        for proj, rows in (("q_proj", c.hidden), ("k_proj", kv_out), ("v_proj", kv_out)):
+            tensors[p + f"self_attn.{proj}.weight"] = _normal(gen, (rows, c.hidden), std).to(bf16)
+            tensors[p + f"self_attn.{proj}.bias"] = _normal(gen, (rows,), std).to(bf16)
+        tensors[p + "self_attn.o_proj.weight"] = _normal(gen, (c.hidden, c.hidden), std).to(bf16)
+        tensors[p + "post_attention_layernorm.weight"] = (1.0 + _normal(gen, (c.hidden,), std)).to(bf16)
+        for proj, shape in (
+            ("gate_proj", (c.intermediate, c.hidden)),
+            ("up_proj", (c.intermediate, c.hidden)),
+            ("down_proj", (c.hidden, c.intermediate)),
+        ):
+            tensors[p + f"mlp.{proj}.weight"] = _normal(gen, shape, std).to(bf16)
+        if progress is not None:
+            progress("generate_weights", i + 2, total, f"layer {i + 1} of {c.layers}")
+    tensors["model.norm.weight"] = (1.0 + _normal(gen, (c.hidden,), std)).to(bf16)
+    if not c.tie_word_embeddings:
+        tensors["lm_head.weight"] = _normal(gen, (c.vocab_size, c.hidden), std).to(bf16)
+    if progress is not None:
+        progress("generate_weights", total, total, "final norm and lm_head")
+    return tensors
+
+
 def plan_shards(sizes: list[int], n_shards: int) -> list[int]:
     """Shard index per tensor: contiguous runs of roughly equal bytes, none empty."""
     if not 1 <= n_shards <= len(sizes):
@@ -239,14 +350,17 @@ class WrittenModel:
 
 
 def write_tiny_model(
-    config: TinyGptOssConfig,
+    config: TinyGptOssConfig | TinyQwen2Config,
     out_dir: str | os.PathLike[str],
     shards: int = 1,
     replace: bool = False,
     progress: ProgressFn | None = None,
 ) -> WrittenModel:
     """Builds the checkpoint folder atomically at `out_dir`."""
-    tensors = generate_tensors(config, progress)
+    if isinstance(config, TinyQwen2Config):
+        tensors = generate_qwen2_tensors(config, progress)
+    else:
+        tensors = generate_tensors(config, progress)
     names = list(tensors)
     sizes = [t.numel() * t.element_size() for t in tensors.values()]
     plan = plan_shards(sizes, shards)
@@ -268,7 +382,7 @@ def write_tiny_model(
         if progress is not None:
             progress("write_weights", shards, shards, "done")
     path = Path(out_dir).absolute()
-    log.info("wrote a tiny gpt-oss with %d tensors to %s", len(names), path)
+    log.info("wrote a tiny %s with %d tensors to %s", config.hf_config()["model_type"], len(names), path)
     return WrittenModel(path=path, bytes=tree_size(path), tensor_count=len(names), files=files)
 
 
