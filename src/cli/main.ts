@@ -6,6 +6,7 @@ import { resolve } from "node:path";
 import { checkTrainingEnvironment, summarizeEnvironment } from "../core/environmentCheck";
 import { productPaths } from "../core/paths";
 import { PYTHON_ENV_VARIABLE } from "../core/pythonEnvironment";
+import { DIRECT_EXPORT_TYPES, exportModelToGguf, type DirectExportType } from "../core/exportModel";
 import { ensurePythonEnvironment } from "../core/pythonSetup";
 import { SidecarError } from "../core/sidecarProcess";
 import { createTinyModel } from "../core/tinyModel";
@@ -34,6 +35,10 @@ Commands:
       --out DIR            Output folder (required)
       --arch gpt-oss       Architecture (default gpt-oss)
       --seed N             Random seed (default 0)
+  export                   Export a model folder (HF layout) to GGUF.
+      --model DIR          Model folder (config.json, safetensors, tokenizer.json)
+      --out FILE           Output .gguf file (required)
+      --type TYPE          f16 (default), bf16 or f32
   help                     Show this text.
 
 Common options:
@@ -43,6 +48,8 @@ Common options:
 const FLAGS: FlagSpec = {
   workdir: "value",
   out: "value",
+  model: "value",
+  type: "value",
   arch: "value",
   seed: "value",
   python: "value",
@@ -84,9 +91,39 @@ async function main(argv: string[]): Promise<number> {
     }
     case "make-tiny-model":
       return makeTinyModel(args, configuredPython, onLog);
+    case "export":
+      return exportCommand(args);
     default:
       throw new UsageError(`Unknown command "${args.command}".`);
   }
+}
+
+async function exportCommand(args: ParsedArgs): Promise<number> {
+  const model = stringFlag(args, "model");
+  const out = stringFlag(args, "out");
+  if (!model || !out) throw new UsageError("export needs --model DIR and --out FILE.");
+  const type = stringFlag(args, "type") ?? "f16";
+  if (!(DIRECT_EXPORT_TYPES as readonly string[]).includes(type)) {
+    throw new UsageError(`--type must be one of ${DIRECT_EXPORT_TYPES.join(", ")}, got "${type}".`);
+  }
+  const controller = new AbortController();
+  process.once("SIGINT", () => controller.abort());
+  let lastPercent = -1;
+  const result = await exportModelToGguf({
+    modelFolder: resolve(model),
+    outFile: resolve(out),
+    type: type as DirectExportType,
+    signal: controller.signal,
+    onProgress: (progress) => {
+      const percent = Math.floor((100 * progress.bytesWritten) / Math.max(1, progress.totalBytes));
+      if (percent >= lastPercent + 10) {
+        lastPercent = percent;
+        log(`export: ${percent}%${progress.tensor ? ` (${progress.tensor})` : ""}`);
+      }
+    },
+  });
+  print(`Wrote ${result.outFile} (${(result.bytes / 1e6).toFixed(1)} MB, ${result.tensorCount} tensors, ${result.seconds.toFixed(1)} s)`);
+  return 0;
 }
 
 async function info(configuredPython: string | undefined, onLog: ((line: string) => void) | undefined): Promise<number> {
