@@ -33,7 +33,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   let python: string | undefined;
   const modelDir = join(workDir, "models", "tiny-gpt-oss");
   const datasetPath = join(paths.root, DEMO_DATASET);
-  const ggufPath = join(workDir, "exports", "tiny-gpt-oss-F16.gguf");
+  const ggufPath = join(workDir, "exports", "tiny-gpt-oss-Q8_0.gguf");
 
   const steps: DemoStep[] = [
     {
@@ -87,11 +87,11 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       title: "export GGUF",
       run: async () => {
         mkdirSync(dirname(ggufPath), { recursive: true });
-        const result = await exportModelToGguf({ modelFolder: modelDir, outFile: ggufPath, type: "f16" });
+        const result = await exportModelToGguf({ modelFolder: modelDir, outFile: ggufPath, type: "Q8_0" });
         return {
           status: "ran",
           detail:
-            `${relative(process.cwd(), result.outFile) || result.outFile} (F16, experts kept MXFP4, ${result.tensorCount} tensors, ` +
+            `${relative(process.cwd(), result.outFile) || result.outFile} (Q8_0 by llama.cpp's quantizer, experts kept MXFP4, ` +
             `${(result.bytes / 1e6).toFixed(1)} MB, ${result.seconds.toFixed(1)} s; the untrained base, since training is not built yet)`,
         };
       },

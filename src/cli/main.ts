@@ -6,7 +6,7 @@ import { resolve } from "node:path";
 import { checkTrainingEnvironment, summarizeEnvironment } from "../core/environmentCheck";
 import { productPaths } from "../core/paths";
 import { PYTHON_ENV_VARIABLE } from "../core/pythonEnvironment";
-import { DIRECT_EXPORT_TYPES, exportModelToGguf, type DirectExportType } from "../core/exportModel";
+import { EXPORT_TYPES, exportModelToGguf, parseExportType } from "../core/exportModel";
 import { ensurePythonEnvironment } from "../core/pythonSetup";
 import { SidecarError } from "../core/sidecarProcess";
 import { createTinyModel } from "../core/tinyModel";
@@ -38,7 +38,8 @@ Commands:
   export                   Export a model folder (HF layout) to GGUF.
       --model DIR          Model folder (config.json, safetensors, tokenizer.json)
       --out FILE           Output .gguf file (required)
-      --type TYPE          f16 (default), bf16 or f32
+      --type TYPE          F16 (default), BF16, F32, Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q4_0
+                           or MXFP4_MOE (quantized by llama.cpp; GPT-OSS experts stay MXFP4)
   help                     Show this text.
 
 Common options:
@@ -102,27 +103,26 @@ async function exportCommand(args: ParsedArgs): Promise<number> {
   const model = stringFlag(args, "model");
   const out = stringFlag(args, "out");
   if (!model || !out) throw new UsageError("export needs --model DIR and --out FILE.");
-  const type = stringFlag(args, "type") ?? "f16";
-  if (!(DIRECT_EXPORT_TYPES as readonly string[]).includes(type)) {
-    throw new UsageError(`--type must be one of ${DIRECT_EXPORT_TYPES.join(", ")}, got "${type}".`);
-  }
+  const requested = stringFlag(args, "type") ?? "F16";
+  const type = parseExportType(requested);
+  if (!type) throw new UsageError(`--type must be one of ${EXPORT_TYPES.join(", ")}, got "${requested}".`);
   const controller = new AbortController();
   process.once("SIGINT", () => controller.abort());
-  let lastPercent = -1;
+  let lastTenth = -1;
   const result = await exportModelToGguf({
     modelFolder: resolve(model),
     outFile: resolve(out),
-    type: type as DirectExportType,
+    type,
     signal: controller.signal,
     onProgress: (progress) => {
-      const percent = Math.floor((100 * progress.bytesWritten) / Math.max(1, progress.totalBytes));
-      if (percent >= lastPercent + 10) {
-        lastPercent = percent;
-        log(`export: ${percent}%${progress.tensor ? ` (${progress.tensor})` : ""}`);
+      const tenth = Math.floor(progress.fraction * 10);
+      if (tenth > lastTenth) {
+        lastTenth = tenth;
+        log(`export: ${Math.round(progress.fraction * 100)}% (${progress.stage}: ${progress.detail})`);
       }
     },
   });
-  print(`Wrote ${result.outFile} (${(result.bytes / 1e6).toFixed(1)} MB, ${result.tensorCount} tensors, ${result.seconds.toFixed(1)} s)`);
+  print(`Wrote ${result.outFile} (${result.type}, ${(result.bytes / 1e6).toFixed(1)} MB, file type ${result.fileType}, ${result.seconds.toFixed(1)} s)`);
   return 0;
 }
 
