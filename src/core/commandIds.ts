@@ -5,6 +5,9 @@
 export const COMMAND_IDS = [
   "finetuneStudio.checkEnvironment",
   "finetuneStudio.createTinyModel",
+  "finetuneStudio.exportModel",
+  "finetuneStudio.revealModel",
+  "finetuneStudio.copyModelPath",
   "finetuneStudio.openTrainingPanel",
   "finetuneStudio.openChat",
   "finetuneStudio.restartInferenceHost",
@@ -18,5 +21,8 @@ export type CommandId = (typeof COMMAND_IDS)[number];
 export const COMMANDS_NEEDING_TRUST: ReadonlySet<CommandId> = new Set<CommandId>([
   "finetuneStudio.checkEnvironment",
   "finetuneStudio.createTinyModel",
+  "finetuneStudio.exportModel",
+  "finetuneStudio.revealModel",
+  "finetuneStudio.copyModelPath",
   "finetuneStudio.restartInferenceHost",
 ]);

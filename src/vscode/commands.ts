@@ -11,6 +11,7 @@ import type { ProductPaths } from "../core/paths";
 import { torchInstallCommand } from "../core/pythonEnvironment";
 import { SidecarError } from "../core/sidecarProcess";
 import { createTinyModel } from "../core/tinyModel";
+import { copyPath, exportModelCommand, revealPath } from "./exportCommands";
 import type { InferenceHostService } from "./inferenceHostService";
 import type { Logger } from "./logger";
 import type { SettingsAccessor } from "./settings";
@@ -31,6 +32,9 @@ export function registerCommands(deps: CommandDependencies): vscode.Disposable[]
   const table: Record<CommandId, Handler> = {
     "finetuneStudio.checkEnvironment": () => checkEnvironment(deps),
     "finetuneStudio.createTinyModel": (options) => createTinyModelCommand(deps, options),
+    "finetuneStudio.exportModel": (target) => exportModelCommand(deps, target),
+    "finetuneStudio.revealModel": (target) => revealPath(target),
+    "finetuneStudio.copyModelPath": (target) => copyPath(target),
     "finetuneStudio.openTrainingPanel": (runId) => deps.trainingPanel.show(typeof runId === "string" ? runId : undefined),
     "finetuneStudio.openChat": () => vscode.commands.executeCommand("finetuneStudio.chat.focus"),
     "finetuneStudio.restartInferenceHost": () => restartInferenceHost(deps),

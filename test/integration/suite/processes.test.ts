@@ -7,6 +7,8 @@ import { waitFor } from "./harness";
 import { activatedApi } from "./support";
 
 suite("Child processes", () => {
+  let tinyModel = "";
+
   test("checks the training environment through the real Python sidecar", async () => {
     const summary = await vscode.commands.executeCommand<string | undefined>("finetuneStudio.checkEnvironment");
     assert.ok(summary, "the check returned a summary (is torch installed for /usr/bin/python3?)");
@@ -20,6 +22,24 @@ suite("Child processes", () => {
     const config = JSON.parse(readFileSync(join(outDir, "config.json"), "utf8")) as { model_type: string };
     assert.equal(config.model_type, "gpt_oss");
     assert.ok(existsSync(join(outDir, "model.safetensors")) || existsSync(join(outDir, "model.safetensors.index.json")));
+    assert.ok(existsSync(join(outDir, "tokenizer.json")), "the tiny model carries the real tokenizer");
+    tinyModel = outDir;
+  });
+
+  test("exports the tiny model to Q4_K_M through llama.cpp's quantizer, from the command", async () => {
+    assert.ok(tinyModel, "the previous test created a model");
+    const outFile = join(mkdtempSync(join(tmpdir(), "fts-export-")), "tiny-Q4_K_M.gguf");
+    const written = await vscode.commands.executeCommand<string | undefined>("finetuneStudio.exportModel", {
+      modelFolder: tinyModel,
+      type: "Q4_K_M",
+      outFile,
+    });
+    assert.equal(written, outFile);
+    const header = readFileSync(outFile).subarray(0, 4).toString("latin1");
+    assert.equal(header, "GGUF");
+    const copied = await vscode.commands.executeCommand<string | undefined>("finetuneStudio.copyModelPath", outFile);
+    assert.equal(copied, outFile);
+    assert.equal(await vscode.env.clipboard.readText(), outFile);
   });
 
   test("starts node-llama-cpp in the inference host and recovers after it is killed", async () => {
