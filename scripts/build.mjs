@@ -41,6 +41,8 @@ const browserBundle = {
 const builds = [
   { ...nodeBundle, entryPoints: ["src/extension.ts"], outfile: "dist/extension.js" },
   { ...nodeBundle, entryPoints: ["src/inferenceHost/main.ts"], outfile: "dist/inference-host.js" },
+  // Dataset validation runs in a worker thread so the extension host never blocks on a big file.
+  { ...nodeBundle, entryPoints: ["src/core/datasets/validationWorker.ts"], outfile: "dist/dataset-validation-worker.js" },
   {
     ...nodeBundle,
     entryPoints: ["src/cli/main.ts"],
