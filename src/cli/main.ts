@@ -11,7 +11,9 @@ import { ensurePythonEnvironment } from "../core/pythonSetup";
 import { SidecarError } from "../core/sidecarProcess";
 import { createTinyModel } from "../core/tinyModel";
 import { parseArgs, stringFlag, integerFlag, UsageError, type FlagSpec, type ParsedArgs } from "./args";
+import { prepareCommand, validateCommand } from "./datasetCommands";
 import { runDemo } from "./demo";
+import type { TokenizerSpec } from "../core/prepare/sampleRenderer";
 
 const paths = productPaths(resolve(__dirname, ".."));
 const print = (line: string): void => {
@@ -35,6 +37,17 @@ Commands:
       --out DIR            Output folder (required)
       --arch gpt-oss       Architecture (default gpt-oss)
       --seed N             Random seed (default 0)
+  validate FILE            Check a JSONL dataset: format, per-line errors with line and
+                           column, duplicates, token statistics. Exit 1 on errors.
+      --tokenizer harmony  Count tokens with GPT-OSS's o200k_harmony (default), or
+      --model DIR          with a Hugging Face model folder's tokenizer and template
+      --max-tokens N       Flag samples longer than N tokens
+  prepare FILE...          Render, tokenize, split and pack JSONL files into token shards.
+      --out DIR            Prepared dataset folder (required)
+      --model DIR          Hugging Face model folder (default: GPT-OSS harmony)
+      --seq-len N          Tokens per packed row (default 2048)
+      --eval-fraction F    Held-out share for eval loss (default 0.1)
+      --seed N             Split and packing seed (default 0)
   export                   Export a model folder (HF layout) to GGUF.
       --model DIR          Model folder (config.json, safetensors, tokenizer.json)
       --out FILE           Output .gguf file (required)
@@ -50,6 +63,10 @@ const FLAGS: FlagSpec = {
   workdir: "value",
   out: "value",
   model: "value",
+  tokenizer: "value",
+  "max-tokens": "value",
+  "seq-len": "value",
+  "eval-fraction": "value",
   type: "value",
   arch: "value",
   seed: "value",
@@ -94,9 +111,35 @@ async function main(argv: string[]): Promise<number> {
       return makeTinyModel(args, configuredPython, onLog);
     case "export":
       return exportCommand(args);
+    case "validate": {
+      const file = args.positionals[0];
+      if (!file || args.positionals.length > 1) throw new UsageError("validate takes one JSONL file.");
+      const clean = await validateCommand(file, { tokenizer: tokenizerSpec(args), maxTokens: integerFlag(args, "max-tokens"), problemLimit: 50 }, { print, log });
+      return clean ? 0 : 1;
+    }
+    case "prepare": {
+      const out = stringFlag(args, "out");
+      if (args.positionals.length === 0 || !out) throw new UsageError("prepare needs JSONL files and --out DIR.");
+      const evalFraction = Number(stringFlag(args, "eval-fraction") ?? "0.1");
+      if (!(evalFraction >= 0 && evalFraction < 1)) throw new UsageError("--eval-fraction must be at least 0 and below 1.");
+      await prepareCommand(
+        args.positionals,
+        { tokenizer: tokenizerSpec(args), outDir: out, seqLen: integerFlag(args, "seq-len") ?? 2048, evalFraction, seed: integerFlag(args, "seed") ?? 0 },
+        { print, log },
+      );
+      return 0;
+    }
     default:
       throw new UsageError(`Unknown command "${args.command}".`);
   }
+}
+
+function tokenizerSpec(args: ParsedArgs): TokenizerSpec {
+  const model = stringFlag(args, "model");
+  const tokenizer = stringFlag(args, "tokenizer") ?? "harmony";
+  if (model) return { modelFolder: resolve(model) };
+  if (tokenizer !== "harmony") throw new UsageError(`--tokenizer must be harmony (or pass --model DIR), got "${tokenizer}".`);
+  return "harmony";
 }
 
 async function exportCommand(args: ParsedArgs): Promise<number> {
