@@ -43,6 +43,8 @@ const builds = [
   { ...nodeBundle, entryPoints: ["src/inferenceHost/main.ts"], outfile: "dist/inference-host.js" },
   // Dataset validation runs in a worker thread so the extension host never blocks on a big file.
   { ...nodeBundle, entryPoints: ["src/core/datasets/validationWorker.ts"], outfile: "dist/dataset-validation-worker.js" },
+  // Loaded by that worker to count tokens exactly as preparation renders them.
+  { ...nodeBundle, entryPoints: ["src/core/prepare/tokenCounter.ts"], outfile: "dist/token-counter.js" },
   {
     ...nodeBundle,
     entryPoints: ["src/cli/main.ts"],

@@ -2,9 +2,11 @@
  * Composition root: builds the services and registers them with VS Code. No logic lives
  * here; each feature's behaviour is in its own module.
  */
+import { join } from "node:path";
 import * as vscode from "vscode";
 import { productPaths } from "./core/paths";
 import { registerCommands } from "./vscode/commands";
+import { DatasetReportService } from "./vscode/datasets/datasetReports";
 import { InferenceHostService } from "./vscode/inferenceHostService";
 import { Logger } from "./vscode/logger";
 import { SettingsAccessor } from "./vscode/settings";
@@ -18,6 +20,7 @@ import { TrainingPanel } from "./vscode/webviews/trainingPanel";
 /** What activate() returns; the integration suite uses it to wait for webview handshakes. */
 export interface FineTuneStudioApi {
   readonly webviews: WebviewReadiness;
+  readonly datasetReports: DatasetReportService;
   readonly inferenceHost: InferenceHostService;
 }
 
@@ -28,7 +31,8 @@ export function activate(context: vscode.ExtensionContext): FineTuneStudioApi {
     const mediaRoot = vscode.Uri.joinPath(context.extensionUri, "media");
     const settings = new SettingsAccessor();
     const webviews = new WebviewReadiness();
-    const datasets = new DatasetsView();
+    const datasetReports = new DatasetReportService(join(context.extensionPath, "dist", "token-counter.js"), settings, logger);
+    const datasets = new DatasetsView(datasetReports);
     const runs = new RunsView();
     const models = new ModelsView(settings);
     const trainingPanel = new TrainingPanel(mediaRoot, webviews, logger);
@@ -37,6 +41,7 @@ export function activate(context: vscode.ExtensionContext): FineTuneStudioApi {
 
     context.subscriptions.push(
       logger,
+      datasetReports,
       datasets,
       runs,
       models,
@@ -49,7 +54,7 @@ export function activate(context: vscode.ExtensionContext): FineTuneStudioApi {
       ...registerCommands({ paths, settings, logger, trainingPanel, inferenceHost, refreshViews }),
     );
     logger.info(`Fine-Tune Studio activated (workspace ${vscode.workspace.isTrusted ? "trusted" : "untrusted: no sidecar, no models"}).`);
-    return { webviews, inferenceHost };
+    return { webviews, inferenceHost, datasetReports };
   } catch (error) {
     // VS Code shows nothing when activation throws, so say it before re-throwing.
     logger.error("Fine-Tune Studio failed to activate", error);

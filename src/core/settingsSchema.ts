@@ -10,6 +10,8 @@ export interface Settings {
   "models.folder": string;
   /** Where training runs. Applies to the next run. */
   "training.device": "auto" | "cuda" | "cpu";
+  /** Tokens per packed training row; samples longer than this are flagged. Applies live. */
+  "training.sequenceLength": number;
   /** Inline completions on or off. Applies live. */
   "completion.enabled": boolean;
   /** GPU offload for the inference host: "auto", "max" or a number. Needs an inference host restart. */
@@ -26,6 +28,7 @@ export const SETTING_DEFAULTS: Settings = {
   "python.interpreterPath": "",
   "models.folder": "",
   "training.device": "auto",
+  "training.sequenceLength": 2048,
   "completion.enabled": true,
   "inference.gpuLayers": "auto",
   logLevel: "info",
@@ -36,6 +39,7 @@ export const SETTING_EFFECT: Record<SettingKey, "live" | "next-run" | "restart-i
   "python.interpreterPath": "next-run",
   "models.folder": "live",
   "training.device": "next-run",
+  "training.sequenceLength": "live",
   "completion.enabled": "live",
   "inference.gpuLayers": "restart-inference-host",
   logLevel: "live",

@@ -10,6 +10,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { SafetensorsCheckpoint } from "../safetensors";
 import { GGML_QUANTIZATION_VERSION, LlamaFileType } from "./constants";
 import { GgufExportError } from "./errors";
+import type { BeforeWriteHook } from "./exportPlan";
 import { GGUF_ARCHITECTURE, gptOssMetadata, readGptOssConfig } from "./gptOssConfig";
 import { hasMxfp4Experts, planGptOssTensors, type ExpertStorage, type GgufOutputType } from "./gptOssTensors";
 import { readTokenizerMetadata } from "./tokenizerMetadata";
@@ -29,6 +30,8 @@ export interface GptOssExportOptions {
   modelName?: string;
   signal?: AbortSignal;
   onProgress?: (progress: GgufWriteProgress) => void;
+  /** Called with the complete plan before anything is written (disk-space checks). */
+  beforeWrite?: BeforeWriteHook;
 }
 
 export interface GptOssExportResult {
@@ -85,6 +88,7 @@ export async function exportGptOssToGguf(options: GptOssExportOptions): Promise<
     for (const entry of tokenizer) writer.addKeyValue(entry.key, entry.type, entry.value, entry.elementType);
     for (const tensor of tensors) writer.addTensor(tensor);
 
+    await options.beforeWrite?.({ outFile, fileBytes: writer.plannedFileSize, tensors });
     await ensureDiskSpace(dirname(outFile), writer.plannedFileSize, outFile);
     options.signal?.throwIfAborted();
     const dataOptions = { ...(options.signal ? { signal: options.signal } : {}), ...(options.onProgress ? { onProgress: options.onProgress } : {}) };
@@ -119,7 +123,7 @@ export async function ensureDiskSpace(folder: string, neededBytes: number, outFi
   }
 }
 
-function formatBytes(bytes: number): string {
+export function formatBytes(bytes: number): string {
   const units = ["B", "KB", "MB", "GB", "TB"];
   let value = bytes;
   let unit = 0;
@@ -137,7 +141,7 @@ interface TokenIds {
 }
 
 /** bos/eos/pad from config.json, then generation_config.json (first eos when it is a list). */
-async function configTokenIds(folder: string): Promise<TokenIds> {
+export async function configTokenIds(folder: string): Promise<TokenIds> {
   const ids: TokenIds = {};
   for (const file of ["config.json", "generation_config.json"]) {
     let parsed: Record<string, unknown>;

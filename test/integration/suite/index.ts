@@ -5,6 +5,7 @@ export function run(): Promise<void> {
   return runMocha("integration", () => {
     require("./extension.test");
     require("./webviews.test");
+    require("./datasets.test");
     require("./processes.test");
   });
 }

@@ -1,0 +1,560 @@
+/**
+ * Verification of an exported GGUF, run after every export (exportModel.ts, option `verify`):
+ *
+ * 1. Metadata, read with our own GGUF reader: architecture, general.file_type, a complete
+ *    tokenizer (model, tokens for every embedding row, merges, eos), the chat template present
+ *    and byte-equal to the source folder's, and the FIM token ids where the vocabulary has them.
+ * 2. Load: the GGUF is opened by llama.cpp through an evaluator the caller provides (in-process
+ *    node-llama-cpp by default, see createNodeLlamaCppEvaluator; the extension can route it
+ *    through the inference host so a native crash never reaches the editor).
+ * 3. Chat: a short conversation is rendered with the *embedded* chat template (harmony for
+ *    GPT-OSS, ChatML for Qwen) by @huggingface/jinja, tokenized by the GGUF's own tokenizer
+ *    (every special token in the text must become exactly one token), and evaluated.
+ * 4. Distributions: the same token ids go through the PyTorch model (the sidecar's `logits`
+ *    command, float32); at every compared position we take KL(PyTorch ‖ GGUF) in nats and
+ *    whether the top-1 tokens agree. Thresholds per export type are below.
+ *
+ * A verification that fails is reported as a failed export: the file is kept for inspection
+ * but renamed to `<name>.gguf.unverified` (so no loader, LM Studio or Ollama picks it up as a
+ * model), with the report beside it as `<name>.gguf.verification.json`; see markUnverified.
+ */
+import { existsSync } from "node:fs";
+import { readFile, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Template } from "@huggingface/jinja";
+import type { ExportType } from "./exportModel";
+import { readGgufFile, type GgufFileContents, type GgufMetadataEntry } from "./gguf/reader";
+import { runSidecarCommand } from "./sidecarProcess";
+
+// ---------------------------------------------------------------------------------------------
+// Distribution comparison
+
+export interface DistributionComparison {
+  positions: number;
+  /** Mean and max over positions of KL(reference ‖ actual), nats. */
+  klMean: number;
+  klMax: number;
+  /** Fraction of positions whose argmax agrees. */
+  top1: number;
+  /**
+   * Agreement over the positions where the reference has a clear winner (top-1 probability
+   * at least DECISIVE_MARGIN above the runner-up); NaN when there is none. Near-uniform rows
+   * (random test weights, genuinely open continuations) make raw top-1 a coin toss between
+   * near-equal tokens, which says nothing about the file; thresholds use this figure.
+   */
+  top1Decisive: number;
+  decisivePositions: number;
+  maxAbsDiff: number;
+  /** maxAbsDiff over the largest |reference logit|. */
+  relativeMaxAbsDiff: number;
+  /** KL at each compared position, nats. */
+  kl: number[];
+}
+
+export const DECISIVE_MARGIN = 0.05;
+
+function logSoftmax(row: ArrayLike<number>): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < row.length; i++) max = Math.max(max, row[i]!);
+  let sum = 0;
+  for (let i = 0; i < row.length; i++) sum += Math.exp(row[i]! - max);
+  const log = Math.log(sum);
+  const out = new Float64Array(row.length);
+  for (let i = 0; i < row.length; i++) out[i] = row[i]! - max - log;
+  return out;
+}
+
+export function compareDistributions(reference: ReadonlyArray<ArrayLike<number>>, actual: ReadonlyArray<ArrayLike<number>>): DistributionComparison {
+  if (reference.length !== actual.length || reference.length === 0) {
+    throw new Error(`compareDistributions needs the same, non-zero number of rows (reference ${reference.length}, actual ${actual.length}).`);
+  }
+  let klSum = 0;
+  let klMax = 0;
+  let agree = 0;
+  let decisive = 0;
+  let decisiveAgree = 0;
+  let maxAbsDiff = 0;
+  let maxAbsLogit = 0;
+  const perPosition: number[] = [];
+  for (let position = 0; position < reference.length; position++) {
+    const p = reference[position]!;
+    const q = actual[position]!;
+    if (p.length !== q.length) throw new Error(`Row ${position}: the reference has ${p.length} logits, the GGUF ${q.length}; the vocabularies differ.`);
+    const lp = logSoftmax(p);
+    const lq = logSoftmax(q);
+    let kl = 0;
+    let pBest = 0;
+    let pSecond = -1;
+    let qBest = 0;
+    for (let i = 0; i < p.length; i++) {
+      if (!Number.isFinite(q[i]!)) return { positions: reference.length, klMean: Infinity, klMax: Infinity, top1: 0, top1Decisive: 0, decisivePositions: 0, maxAbsDiff: Infinity, relativeMaxAbsDiff: Infinity, kl: reference.map(() => Infinity) };
+      const prob = Math.exp(lp[i]!);
+      kl += prob * (lp[i]! - lq[i]!);
+      maxAbsDiff = Math.max(maxAbsDiff, Math.abs(p[i]! - q[i]!));
+      maxAbsLogit = Math.max(maxAbsLogit, Math.abs(p[i]!));
+      if (p[i]! > p[pBest]!) {
+        pSecond = pBest;
+        pBest = i;
+      } else if (i !== pBest && (pSecond < 0 || p[i]! > p[pSecond]!)) {
+        pSecond = i;
+      }
+      if (q[i]! > q[qBest]!) qBest = i;
+    }
+    kl = Math.max(0, kl);
+    perPosition.push(kl);
+    klSum += kl;
+    klMax = Math.max(klMax, kl);
+    if (pBest === qBest) agree++;
+    const margin = Math.exp(lp[pBest]!) - (pSecond >= 0 ? Math.exp(lp[pSecond]!) : 0);
+    if (margin >= DECISIVE_MARGIN) {
+      decisive++;
+      if (pBest === qBest) decisiveAgree++;
+    }
+  }
+  return {
+    positions: reference.length,
+    klMean: klSum / reference.length,
+    klMax,
+    top1: agree / reference.length,
+    top1Decisive: decisive > 0 ? decisiveAgree / decisive : NaN,
+    decisivePositions: decisive,
+    maxAbsDiff,
+    relativeMaxAbsDiff: maxAbsLogit > 0 ? maxAbsDiff / maxAbsLogit : maxAbsDiff,
+    kl: perPosition,
+  };
+}
+
+/**
+ * Share of positions a mixture-of-experts model may leave out of the KL bounds. Top-k routing
+ * is discontinuous: where two experts' router logits nearly tie, float rounding (llama.cpp's
+ * summation order, F16 weights, Q8_0 activations) picks the other expert, and that one token's
+ * distribution jumps, while every other position agrees. Measured on the tiny GPT-OSS: one of
+ * 348 positions at KL 4e-3 even with F32 weights, all others below 2e-8. A broken file
+ * shifts every position, which the bounds on the remaining positions still catch.
+ */
+export const MOE_ROUTING_OUTLIER_SHARE = 0.02;
+
+/** Mean and max KL without the `drop` worst positions. */
+export function trimmedKl(kl: readonly number[], drop: number): { klMean: number; klMax: number; dropped: number } {
+  const sorted = [...kl].sort((a, b) => a - b);
+  const kept = sorted.slice(0, Math.max(1, sorted.length - drop));
+  return { klMean: kept.reduce((sum, value) => sum + value, 0) / kept.length, klMax: kept.at(-1) ?? 0, dropped: sorted.length - kept.length };
+}
+
+export function describeComparison(c: DistributionComparison): string {
+  const decisive = c.decisivePositions > 0 ? `${(c.top1Decisive * 100).toFixed(1)}% of ${c.decisivePositions} decisive` : "no decisive positions";
+  return `KL mean ${c.klMean.toExponential(2)} max ${c.klMax.toExponential(2)} nats, top-1 ${(c.top1 * 100).toFixed(1)}% (${decisive}) over ${c.positions} positions, max |Δlogit| ${c.maxAbsDiff.toExponential(2)} (relative ${c.relativeMaxAbsDiff.toExponential(2)})`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Thresholds
+
+export interface VerifyThresholds {
+  /** Upper bounds on the mean and the max over positions of KL(PyTorch ‖ GGUF), nats. */
+  klMean: number;
+  klMax: number;
+  /** Lower bound on top-1 agreement over decisive positions (see DistributionComparison). */
+  top1: number;
+}
+
+/**
+ * Per export type. The reference is PyTorch in float32, so these bound the loss of the file's
+ * weight format plus llama.cpp's own rounding (F16/BF16 activations in matmuls, Q8_0
+ * activations for quantized weights). Orders of magnitude follow llama.cpp's published
+ * KL-divergence statistics for its quantization types (mean KLD roughly 1e-3 for Q8_0, 1e-2
+ * for Q5_K_M, 3e-2 for Q4_K_M, 6e-2 for Q4_0 on 7-8B models), with headroom because a short
+ * prompt gives few positions, and a max bound that catches a broken file (a wrong tensor
+ * layout gives KL of whole nats) rather than an unlucky token. Measured on the tiny test
+ * models: F32 KL < 1e-9, F16/BF16 < 1e-6, Q8_0 < 1e-5 (see test/unit/ggufQwen2Inference).
+ */
+export const VERIFY_THRESHOLDS: Readonly<Record<ExportType, VerifyThresholds>> = {
+  F32: { klMean: 1e-5, klMax: 1e-4, top1: 0.99 },
+  F16: { klMean: 1e-3, klMax: 2e-2, top1: 0.97 },
+  BF16: { klMean: 3e-3, klMax: 5e-2, top1: 0.95 },
+  Q8_0: { klMean: 5e-3, klMax: 0.1, top1: 0.93 },
+  Q6_K: { klMean: 1.5e-2, klMax: 0.25, top1: 0.9 },
+  Q5_K_M: { klMean: 3e-2, klMax: 0.4, top1: 0.87 },
+  Q4_K_M: { klMean: 6e-2, klMax: 0.8, top1: 0.82 },
+  Q4_0: { klMean: 0.1, klMax: 1.2, top1: 0.78 },
+  MXFP4_MOE: { klMean: 6e-2, klMax: 0.8, top1: 0.82 },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Evaluators: llama.cpp on the GGUF, PyTorch on the checkpoint
+
+export interface LoraAdapterSpec {
+  filePath: string;
+  scale?: number;
+}
+
+export interface GgufEvaluatorSession {
+  /** general.architecture as llama.cpp loaded it. */
+  readonly architecture: string;
+  /** Tokenizes with the GGUF's tokenizer; special-token texts become their tokens; no BOS added. */
+  tokenize(text: string): Promise<number[]>;
+  /** Raw next-token logits after each token of `tokens`, for the positions asked (default all). */
+  logits(tokens: readonly number[], positions?: readonly number[]): Promise<Float32Array[]>;
+  close(): Promise<void>;
+}
+
+export interface GgufEvaluator {
+  open(modelPath: string, options?: { lora?: readonly LoraAdapterSpec[] }): Promise<GgufEvaluatorSession>;
+  dispose(): Promise<void>;
+}
+
+/** Logit floats requested per llama.cpp call (each row arrives as a vocabulary-sized Map). */
+const MAX_ROW_FLOATS_PER_CALL = 4_000_000;
+
+/**
+ * llama.cpp through node-llama-cpp in this process, CPU only (verification must not fight the
+ * chat model for VRAM, and CPU results do not depend on the GPU backend). Run it where a
+ * native crash is acceptable: the CLI, a test, or the inference host.
+ */
+export function createNodeLlamaCppEvaluator(options: { threads?: number } = {}): GgufEvaluator {
+  type Llama = Awaited<ReturnType<(typeof import("node-llama-cpp"))["getLlama"]>>;
+  let llamaPromise: Promise<Llama> | undefined;
+  const llama = (): Promise<Llama> => {
+    llamaPromise ??= import("node-llama-cpp").then(({ getLlama, LlamaLogLevel }) =>
+      getLlama({ build: "never", gpu: false, logLevel: LlamaLogLevel.error, logger: () => {}, progressLogs: false, skipDownload: true }),
+    );
+    return llamaPromise;
+  };
+  return {
+    async open(modelPath, openOptions = {}) {
+      const model = await (await llama()).loadModel({ modelPath, gpuLayers: 0 });
+      const lora = openOptions.lora ?? [];
+      const contextFor = (size: number) =>
+        model.createContext({
+          contextSize: size,
+          batchSize: Math.min(size, 512),
+          ...(options.threads !== undefined ? { threads: options.threads } : {}),
+          ...(lora.length > 0 ? { lora: { adapters: lora.map((adapter) => ({ filePath: adapter.filePath, scale: adapter.scale ?? 1 })) } } : {}),
+        });
+      const architecture = String(model.fileInfo.metadata.general.architecture);
+      return {
+        architecture,
+        async tokenize(text) {
+          return [...model.tokenize(text, true)];
+        },
+        async logits(tokens, positions) {
+          const wanted = [...new Set(positions ?? tokens.map((_, i) => i))].filter((i) => i >= 0 && i < tokens.length).sort((a, b) => a - b);
+          const context = await contextFor(Math.max(64, Math.ceil((tokens.length + 1) / 64) * 64));
+          try {
+            const sequence = context.getSequence();
+            const rows: Float32Array[] = [];
+            // Each controlledEvaluate call costs a fixed few hundred ms, and each requested row
+            // is a vocabulary-sized Map until we copy it: few calls, bounded rows per call.
+            let rowsPerCall = 1;
+            let next = 0;
+            let evaluated = 0;
+            while (next < wanted.length) {
+              const batch = wanted.slice(next, next + rowsPerCall);
+              const end = batch.at(-1)! + 1;
+              const items = tokens.slice(evaluated, end).map((token, offset) =>
+                batch.includes(evaluated + offset) ? ([token, { generateNext: { logits: true } }] as const) : token,
+              );
+              const results = await sequence.controlledEvaluate(items as Parameters<typeof sequence.controlledEvaluate>[0]);
+              results.forEach((result, offset) => {
+                if (!batch.includes(evaluated + offset)) return;
+                const map = result?.next?.logits;
+                if (!map) throw new Error(`llama.cpp returned no logits at position ${evaluated + offset}.`);
+                const row = new Float32Array(map.size);
+                for (const [token, logit] of map) row[token] = logit;
+                rows.push(row);
+              });
+              evaluated = end;
+              next += batch.length;
+              rowsPerCall = Math.max(1, Math.min(256, Math.floor(MAX_ROW_FLOATS_PER_CALL / Math.max(1, rows[0]?.length ?? 1))));
+            }
+            return rows;
+          } finally {
+            await context.dispose();
+          }
+        },
+        async close() {
+          await model.dispose();
+        },
+      };
+    },
+    async dispose() {
+      if (llamaPromise) await (await llamaPromise).dispose();
+    },
+  };
+}
+
+/** Full logits rows (vocabulary order) of the PyTorch model for `tokens`, one per position. */
+export type ReferenceLogits = (tokens: readonly number[], signal?: AbortSignal) => Promise<ArrayLike<number>[]>;
+
+export interface SidecarReferenceOptions {
+  python: string;
+  nativeDir: string;
+  modelFolder: string;
+  /** Where the sidecar writes its JSON (default: beside the GGUF being verified is up to the caller). */
+  scratchFile: string;
+  device?: "cpu" | "cuda";
+  onLog?: (line: string) => void;
+}
+
+/** The sidecar's `logits` command (float32, eager attention) as a ReferenceLogits. */
+export function sidecarReferenceLogits(options: SidecarReferenceOptions): ReferenceLogits {
+  return async (tokens) => {
+    const args = ["logits", "--model", options.modelFolder, "--tokens", tokens.join(","), "--out", options.scratchFile, "--device", options.device ?? "cpu"];
+    try {
+      await runSidecarCommand({ python: options.python, nativeDir: options.nativeDir, args }, options.onLog ? { onLog: options.onLog } : {});
+      const document = JSON.parse(await readFile(options.scratchFile, "utf8")) as { logits?: unknown };
+      if (!Array.isArray(document.logits) || document.logits.length !== tokens.length) throw new Error(`${options.scratchFile} does not hold ${tokens.length} logits rows.`);
+      return document.logits as number[][];
+    } finally {
+      await import("node:fs/promises").then(({ rm }) => rm(options.scratchFile, { force: true }));
+    }
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The verification
+
+export interface ChatMessage {
+  role: "system" | "developer" | "user" | "assistant";
+  content: string;
+}
+
+/** One multi-turn conversation with a system message: every role the templates render, kept short. */
+export const DEFAULT_VERIFY_CONVERSATION: readonly ChatMessage[] = [
+  { role: "system", content: "You are a concise coding assistant." },
+  { role: "user", content: "What is 2+2?" },
+  { role: "assistant", content: "4" },
+  { role: "user", content: "Write add(a, b) in Python." },
+];
+
+/** Rows compared at most: each is a vocabulary-sized float array on both sides. */
+const MAX_COMPARED_FLOATS = 16_000_000;
+
+export interface VerifyRequest {
+  ggufPath: string;
+  /** The Hugging Face folder the GGUF was made from: chat template and PyTorch reference. */
+  modelFolder: string;
+  /** The requested export type (thresholds). */
+  type: ExportType;
+  /** general.file_type the export reported writing. */
+  expectedFileType?: number;
+  evaluator: GgufEvaluator;
+  /** PyTorch logits; when absent the distribution check is skipped (and says so). */
+  reference?: ReferenceLogits;
+  conversation?: readonly ChatMessage[];
+  thresholds?: VerifyThresholds;
+  signal?: AbortSignal;
+}
+
+export interface VerifyCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  ggufPath: string;
+  type: ExportType;
+  checks: VerifyCheck[];
+  /** The failed checks' details, in order. */
+  failures: string[];
+  architecture: string | undefined;
+  fileType: number | undefined;
+  prompt: { text: string; tokens: number } | undefined;
+  distribution: (DistributionComparison & { thresholds: VerifyThresholds; checked: { klMean: number; klMax: number; dropped: number } }) | undefined;
+  seconds: number;
+}
+
+const GGUF_ARCHITECTURES: Readonly<Record<string, string>> = { gpt_oss: "gpt-oss", qwen2: "qwen2", qwen3: "qwen3" };
+
+function scalar(metadata: Map<string, GgufMetadataEntry>, key: string): string | number | bigint | boolean | undefined {
+  const value = metadata.get(key)?.value;
+  return Array.isArray(value) ? undefined : value;
+}
+
+/** The chat template a source folder declares (chat_template.jinja wins, like transformers). */
+export async function sourceChatTemplate(folder: string): Promise<string | undefined> {
+  const jinja = join(folder, "chat_template.jinja");
+  if (existsSync(jinja)) return readFile(jinja, "utf8");
+  const configPath = join(folder, "tokenizer_config.json");
+  if (!existsSync(configPath)) return undefined;
+  const config = JSON.parse(await readFile(configPath, "utf8")) as { chat_template?: unknown };
+  const template = config.chat_template;
+  if (typeof template === "string") return template;
+  if (Array.isArray(template)) {
+    const named = template as Array<{ name?: unknown; template?: unknown }>;
+    const chosen = named.find((entry) => entry.name === "default") ?? named[0];
+    if (typeof chosen?.template === "string") return chosen.template;
+  }
+  return undefined;
+}
+
+/** Renders `conversation` with a GGUF's chat template, as llama.cpp-based apps and transformers do. */
+export function renderChatTemplate(template: string, conversation: readonly ChatMessage[], tokens: readonly string[], metadata: Map<string, GgufMetadataEntry>): string {
+  const tokenText = (key: string): string => {
+    const id = scalar(metadata, key);
+    return typeof id === "number" && id < tokens.length ? tokens[id]! : "";
+  };
+  return new Template(template).render({
+    messages: conversation.map((message) => ({ ...message })),
+    add_generation_prompt: true,
+    bos_token: tokenText("tokenizer.ggml.bos_token_id"),
+    eos_token: tokenText("tokenizer.ggml.eos_token_id"),
+  });
+}
+
+export async function verifyGguf(request: VerifyRequest): Promise<VerifyReport> {
+  const started = performance.now();
+  const checks: VerifyCheck[] = [];
+  const check = (name: string, ok: boolean, detail: string): boolean => {
+    checks.push({ name, ok, detail });
+    return ok;
+  };
+  const report = (extra: Partial<VerifyReport>): VerifyReport => {
+    const failures = checks.filter((entry) => !entry.ok).map((entry) => `${entry.name}: ${entry.detail}`);
+    return {
+      ok: failures.length === 0,
+      ggufPath: request.ggufPath,
+      type: request.type,
+      checks,
+      failures,
+      architecture: undefined,
+      fileType: undefined,
+      prompt: undefined,
+      distribution: undefined,
+      ...extra,
+      seconds: (performance.now() - started) / 1000,
+    };
+  };
+
+  // 1. Metadata.
+  let contents: GgufFileContents;
+  try {
+    contents = await readGgufFile(request.ggufPath);
+  } catch (error) {
+    check("file", false, (error as Error).message);
+    return report({});
+  }
+  const { metadata } = contents;
+  const architecture = scalar(metadata, "general.architecture");
+  const fileType = scalar(metadata, "general.file_type");
+  const config = JSON.parse(await readFile(join(request.modelFolder, "config.json"), "utf8")) as { model_type?: unknown };
+  const expectedArchitecture = GGUF_ARCHITECTURES[String(config.model_type)];
+  check("architecture", architecture === expectedArchitecture, `general.architecture is ${JSON.stringify(architecture)}, the source's model_type ${JSON.stringify(config.model_type)} needs ${JSON.stringify(expectedArchitecture)}`);
+  if (request.expectedFileType !== undefined) {
+    check("file type", fileType === request.expectedFileType, `general.file_type is ${String(fileType)}, the export wrote ${request.expectedFileType}`);
+  }
+  const tokenEntry = metadata.get("tokenizer.ggml.tokens")?.value;
+  const tokens = Array.isArray(tokenEntry) ? (tokenEntry as string[]) : [];
+  const embedding = contents.tensors.find((tensor) => tensor.name === "token_embd.weight");
+  const rows = embedding?.dims[1];
+  check("tokenizer", scalar(metadata, "tokenizer.ggml.model") === "gpt2" && tokens.length > 0 && tokens.length === rows && Array.isArray(metadata.get("tokenizer.ggml.merges")?.value),
+    `tokenizer.ggml.model ${JSON.stringify(scalar(metadata, "tokenizer.ggml.model"))}, ${tokens.length} tokens for ${String(rows)} embedding rows, merges ${metadata.has("tokenizer.ggml.merges") ? "present" : "missing"}`);
+  const eos = scalar(metadata, "tokenizer.ggml.eos_token_id");
+  check("end-of-sequence token", typeof eos === "number" && eos < tokens.length, `tokenizer.ggml.eos_token_id is ${String(eos)} (${typeof eos === "number" ? JSON.stringify(tokens[eos]) : "missing"})`);
+  const embedded = scalar(metadata, "tokenizer.chat_template");
+  const source = await sourceChatTemplate(request.modelFolder);
+  if (source === undefined) {
+    check("chat template", embedded === undefined, embedded === undefined ? "the source has none, and neither has the GGUF" : "the GGUF has a chat template the source folder does not");
+  } else {
+    check("chat template", embedded === source, embedded === undefined ? "missing from the GGUF (the source folder has one)" : embedded === source ? `embedded, ${source.length} characters, equal to the source's` : "differs from the source folder's template");
+  }
+  const fimTexts = ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"];
+  if (fimTexts.every((text) => tokens.includes(text))) {
+    const keys = ["tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.fim_suf_token_id", "tokenizer.ggml.fim_mid_token_id"];
+    const ids = keys.map((key) => scalar(metadata, key));
+    check("FIM tokens", ids.every((id, i) => typeof id === "number" && tokens[id] === fimTexts[i]), `fim_pre/suf/mid ids ${ids.map(String).join(", ")}`);
+  }
+  const base = { architecture: typeof architecture === "string" ? architecture : undefined, fileType: typeof fileType === "number" ? fileType : undefined };
+  if (checks.some((entry) => !entry.ok)) return report(base);
+
+  // 2.-4. Load, chat prompt, distributions.
+  request.signal?.throwIfAborted();
+  let session: GgufEvaluatorSession;
+  try {
+    session = await request.evaluator.open(request.ggufPath);
+  } catch (error) {
+    check("load", false, `llama.cpp could not load the file: ${(error as Error).message}`);
+    return report(base);
+  }
+  try {
+    check("load", session.architecture === architecture, `llama.cpp loaded it as ${JSON.stringify(session.architecture)}`);
+    const conversation = request.conversation ?? DEFAULT_VERIFY_CONVERSATION;
+    let text: string;
+    try {
+      text = renderChatTemplate(String(embedded ?? ""), conversation, tokens, metadata);
+    } catch (error) {
+      check("chat template renders", false, `the embedded template fails on a ${conversation.length}-message conversation: ${(error as Error).message}`);
+      return report(base);
+    }
+    check("chat template renders", text.length > 0, `${text.length} characters`);
+    const ids = await session.tokenize(text);
+    const specials = [...new Set(text.match(/<\|[^|\s]{1,40}\|>/g) ?? [])].filter((special) => tokens.includes(special));
+    const broken: string[] = [];
+    for (const special of specials) {
+      const tokenized = await session.tokenize(special);
+      if (tokenized.length !== 1 || tokens[tokenized[0]!] !== special) broken.push(special);
+    }
+    check("special tokens", broken.length === 0, broken.length === 0 ? `${specials.length} special tokens of the template (${specials.join(" ")}) are single tokens` : `${broken.join(", ")} do not tokenize to their single token`);
+    const prompt = { text, tokens: ids.length };
+    if (!request.reference) {
+      check("distribution", true, "skipped: no PyTorch reference was given");
+      return report({ ...base, prompt });
+    }
+    const positions = chooseComparedPositions(ids.length, tokens.length);
+    const reference = await request.reference(ids, request.signal);
+    const actual = await session.logits(ids, positions);
+    const comparison = compareDistributions(positions.map((position) => reference[position]!), actual);
+    const thresholds = request.thresholds ?? VERIFY_THRESHOLDS[request.type];
+    const expertCount = scalar(metadata, `${String(architecture)}.expert_count`);
+    const moe = typeof expertCount === "number" && expertCount > 1;
+    const bounded = trimmedKl(comparison.kl, moe ? Math.ceil(MOE_ROUTING_OUTLIER_SHARE * comparison.positions) : 0);
+    const decisiveOk = comparison.decisivePositions === 0 || comparison.top1Decisive >= thresholds.top1;
+    const trimmedText = bounded.dropped > 0 ? `; without the ${bounded.dropped} worst position(s) (the MoE allowance for routing flips): KL mean ${bounded.klMean.toExponential(2)} max ${bounded.klMax.toExponential(2)}` : "";
+    check(
+      "distribution",
+      bounded.klMean <= thresholds.klMean && bounded.klMax <= thresholds.klMax && decisiveOk,
+      `${describeComparison(comparison)}${trimmedText}; ${request.type} allows KL mean ≤ ${thresholds.klMean}, max ≤ ${thresholds.klMax}, decisive top-1 ≥ ${thresholds.top1}`,
+    );
+    return report({ ...base, prompt, distribution: { ...comparison, thresholds, checked: bounded } });
+  } finally {
+    await session.close();
+  }
+}
+
+/** Every position when small enough, else an even spread that always includes the last one. */
+export function chooseComparedPositions(length: number, vocabulary: number): number[] {
+  const budget = Math.max(1, Math.floor(MAX_COMPARED_FLOATS / Math.max(1, vocabulary)));
+  if (length <= budget) return Array.from({ length }, (_, i) => i);
+  const picked = new Set<number>();
+  for (let i = 0; i < budget; i++) picked.add(Math.round(((i + 1) * (length - 1)) / budget));
+  return [...picked].sort((a, b) => a - b);
+}
+
+export class ExportVerificationError extends Error {
+  readonly code = "verification_failed";
+  constructor(
+    readonly report: VerifyReport,
+    /** Where the unverified file now is. */
+    readonly keptFile: string,
+    readonly reportFile: string,
+  ) {
+    super(
+      `The exported GGUF failed verification (${report.failures.join("; ")}). The file was kept as ${keptFile} for inspection, with the full report in ${reportFile}; it is not offered as a model.`,
+    );
+    this.name = "ExportVerificationError";
+  }
+
+  static is(error: unknown): error is ExportVerificationError {
+    return error instanceof ExportVerificationError;
+  }
+}
+
+/** Renames a failed file out of every loader's way and writes its report beside it. */
+export async function markUnverified(report: VerifyReport): Promise<ExportVerificationError> {
+  const keptFile = `${report.ggufPath}.unverified`;
+  const reportFile = `${report.ggufPath}.verification.json`;
+  if (existsSync(report.ggufPath)) await rename(report.ggufPath, keptFile);
+  await writeFile(reportFile, `${JSON.stringify(report, null, 2)}\n`);
+  return new ExportVerificationError(report, keptFile, reportFile);
+}
