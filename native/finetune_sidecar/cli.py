@@ -22,6 +22,7 @@ from finetune_sidecar.errors import SidecarError, bad_arguments
 from finetune_sidecar.forward_cli import add_logits_command
 from finetune_sidecar.protocol import encode_event, schema_document
 from finetune_sidecar.runtime import collect_machine_info, require_torch
+from finetune_sidecar.train.commands import add_train_commands
 
 log = logging.getLogger("finetune_sidecar")
 
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.set_defaults(handler=cmd_make_tiny_model)
 
     add_logits_command(sub)
+    add_train_commands(sub)
 
     wait = sub.add_parser("wait-for-stop", help="test aid: wait for a stop line or SIGTERM, then exit 0")
     wait.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds (default 600)")
