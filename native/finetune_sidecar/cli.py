@@ -20,6 +20,7 @@ from finetune_sidecar.channel import Channel, StopFlag
 from finetune_sidecar.emitter import Emitter
 from finetune_sidecar.errors import SidecarError, bad_arguments
 from finetune_sidecar.forward_cli import add_logits_command
+from finetune_sidecar.merge_cli import add_merge_command
 from finetune_sidecar.protocol import encode_event, schema_document
 from finetune_sidecar.runtime import collect_machine_info, require_torch
 from finetune_sidecar.train.commands import add_train_commands
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.set_defaults(handler=cmd_make_tiny_model)
 
     add_logits_command(sub)
+    add_merge_command(sub)
     add_train_commands(sub)
 
     wait = sub.add_parser("wait-for-stop", help="test aid: wait for a stop line or SIGTERM, then exit 0")

@@ -9,9 +9,13 @@ import { checkTrainingEnvironment, summarizeEnvironment } from "../core/environm
 import { InferenceHostClient } from "../core/inferenceHostClient";
 import type { ProductPaths } from "../core/paths";
 import { exportModelToGguf } from "../core/exportModel";
+import { mergeAdapter } from "../core/mergeAdapter";
 import { createTinyModel } from "../core/tinyModel";
 import { samplesFromJsonl } from "../core/prepare/jsonlSamples";
 import { prepareDataset } from "../core/prepare/prepareDataset";
+import { verifyPreparedDataset } from "../core/prepare/preparedDatasetFiles";
+import { startTraining } from "../core/training";
+import type { SidecarEventOf } from "../protocol/sidecar";
 
 export const DEMO_DATASET = "samples/datasets/harmony-chat-sample.jsonl";
 
@@ -35,8 +39,11 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   let python: string | undefined;
   const modelDir = join(workDir, "models", "tiny-gpt-oss");
   const datasetPath = join(paths.root, DEMO_DATASET);
-  const ggufPath = join(workDir, "exports", "tiny-gpt-oss-Q8_0.gguf");
+  const ggufPath = join(workDir, "exports", "tiny-gpt-oss-tuned-Q8_0.gguf");
   const preparedDir = join(workDir, "prepared");
+  const runDir = join(workDir, "runs", `demo-${Date.now()}`);
+  const mergedDir = join(workDir, "models", "tiny-gpt-oss-tuned");
+  let lastCheckpoint: string | undefined;
 
   const steps: DemoStep[] = [
     {
@@ -94,18 +101,69 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     },
     {
       title: "train LoRA",
-      run: async () => ({ status: "not-built", detail: `the LoRA trainer is not built yet (issue "Training sidecar")` }),
+      run: async () => {
+        if (!python) throw new Error("no Python interpreter (the environment step failed)");
+        const manifest = await verifyPreparedDataset(preparedDir);
+        const shards = (split: "train" | "eval"): string[] =>
+          manifest.shards.filter((shard) => shard.split === split).map((shard) => join(preparedDir, shard.file));
+        let first: number | undefined;
+        let last: SidecarEventOf<"step"> | undefined;
+        let evalLoss: number | undefined;
+        const { session } = startTraining(
+          {
+            python,
+            nativeDir: paths.nativeDir,
+            spec: {
+              run_id: "demo",
+              model_dir: modelDir,
+              run_dir: runDir,
+              train_shards: shards("train"),
+              eval_shards: shards("eval"),
+              lora: { rank: 8, alpha: 16 },
+              optimizer: { lr: 2e-3 },
+              schedule: { kind: "cosine", warmup_steps: 2 },
+              max_steps: 12,
+              eval_every: 6,
+              device: "cpu",
+              dtype: "fp32",
+              seed: 0,
+              resume: false,
+            },
+          },
+          {
+            onEvent: (event) => {
+              if (event.type === "step") {
+                first ??= event.loss;
+                last = event;
+              }
+              if (event.type === "eval") evalLoss = event.loss;
+              if (event.type === "checkpoint") lastCheckpoint = event.path;
+            },
+          },
+        );
+        const done = await session.finished;
+        if (!last || first === undefined) throw new Error("training finished without a single step");
+        return {
+          status: "ran",
+          detail:
+            `${last.step} LoRA steps on CPU (${done.reason}): train loss ${first.toFixed(2)} -> ${last.loss.toFixed(2)}` +
+            `${evalLoss !== undefined ? `, eval loss ${evalLoss.toFixed(2)}` : ""}, ${Math.round(last.tokens_per_s)} tokens/s; ` +
+            `checkpoints in ${relative(process.cwd(), runDir) || runDir}`,
+        };
+      },
     },
     {
       title: "export GGUF",
       run: async () => {
+        if (!python || !lastCheckpoint) throw new Error("no training checkpoint (the train step failed)");
+        await mergeAdapter({ python, nativeDir: paths.nativeDir, baseModel: modelDir, adapter: lastCheckpoint, outDir: mergedDir, replace: true });
         mkdirSync(dirname(ggufPath), { recursive: true });
-        const result = await exportModelToGguf({ modelFolder: modelDir, outFile: ggufPath, type: "Q8_0" });
+        const result = await exportModelToGguf({ modelFolder: mergedDir, outFile: ggufPath, type: "Q8_0" });
         return {
           status: "ran",
           detail:
-            `${relative(process.cwd(), result.outFile) || result.outFile} (Q8_0 by llama.cpp's quantizer, experts kept MXFP4, ` +
-            `${(result.bytes / 1e6).toFixed(1)} MB, ${result.seconds.toFixed(1)} s; the untrained base, since training is not built yet)`,
+            `LoRA merged into the base, then ${relative(process.cwd(), result.outFile) || result.outFile} ` +
+            `(Q8_0 by llama.cpp's quantizer, experts kept MXFP4, ${(result.bytes / 1e6).toFixed(1)} MB, ${result.seconds.toFixed(1)} s)`,
         };
       },
     },
@@ -123,7 +181,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
             detail:
               `node-llama-cpp ${hello.nodeLlamaCppVersion} (${hello.backend}) loaded the GGUF (${model.architecture}, ` +
               `${model.vocabularySize} tokens, ${model.loadMs} ms) and completed a harmony prompt in ${completion.ms} ms: ` +
-              `${JSON.stringify(completion.text)} (random weights, so the text is noise)`,
+              `${JSON.stringify(completion.text)} (a random-weight model after 12 steps: the text is noise)`,
           };
         } finally {
           await host.stop();

@@ -231,6 +231,8 @@ export function createNodeLlamaCppEvaluator(options: { threads?: number } = {}):
           ...(lora.length > 0 ? { lora: { adapters: lora.map((adapter) => ({ filePath: adapter.filePath, scale: adapter.scale ?? 1 })) } } : {}),
         });
       const architecture = String(model.fileInfo.metadata.general.architecture);
+      const tokenList = (model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: unknown } } }).tokenizer?.ggml?.tokens;
+      const vocabularySize = Array.isArray(tokenList) ? tokenList.length : 0;
       return {
         architecture,
         async tokenize(text) {
@@ -244,7 +246,8 @@ export function createNodeLlamaCppEvaluator(options: { threads?: number } = {}):
             const rows: Float32Array[] = [];
             // Each controlledEvaluate call costs a fixed few hundred ms, and each requested row
             // is a vocabulary-sized Map until we copy it: few calls, bounded rows per call.
-            let rowsPerCall = 1;
+            const rowsFor = (vocabulary: number): number => Math.max(1, Math.min(256, Math.floor(MAX_ROW_FLOATS_PER_CALL / Math.max(1, vocabulary))));
+            let rowsPerCall = vocabularySize > 0 ? rowsFor(vocabularySize) : 1;
             let next = 0;
             let evaluated = 0;
             while (next < wanted.length) {
@@ -264,7 +267,7 @@ export function createNodeLlamaCppEvaluator(options: { threads?: number } = {}):
               });
               evaluated = end;
               next += batch.length;
-              rowsPerCall = Math.max(1, Math.min(256, Math.floor(MAX_ROW_FLOATS_PER_CALL / Math.max(1, rows[0]?.length ?? 1))));
+              rowsPerCall = rowsFor(rows[0]?.length ?? 1);
             }
             return rows;
           } finally {
@@ -557,4 +560,113 @@ export async function markUnverified(report: VerifyReport): Promise<ExportVerifi
   if (existsSync(report.ggufPath)) await rename(report.ggufPath, keptFile);
   await writeFile(reportFile, `${JSON.stringify(report, null, 2)}\n`);
   return new ExportVerificationError(report, keptFile, reportFile);
+}
+
+// ---------------------------------------------------------------------------------------------
+// LoRA-adapter GGUFs
+
+export interface VerifyAdapterRequest {
+  adapterPath: string;
+  /** The base model's GGUF the adapter is meant for. */
+  baseGgufPath: string;
+  evaluator: GgufEvaluator;
+  /** Token ids to evaluate; default: the base's chat template on DEFAULT_VERIFY_CONVERSATION. */
+  tokens?: readonly number[];
+  /** Logits of the PyTorch model with the adapter for `tokens` (optional, like `reference` above). */
+  reference?: ReferenceLogits;
+  thresholds?: VerifyThresholds;
+}
+
+export interface AdapterVerifyReport {
+  ok: boolean;
+  checks: VerifyCheck[];
+  failures: string[];
+  /** Base alone vs base + adapter: how much the adapter changes the model. */
+  effect: DistributionComparison | undefined;
+  /** Base + adapter vs the reference, when one was given. */
+  distribution: DistributionComparison | undefined;
+  seconds: number;
+}
+
+/**
+ * Checks an adapter GGUF against its base GGUF: adapter metadata, the architecture, every
+ * lora_a/lora_b pair against the base tensor it adapts (ne [in, r] / [r, out]), a load with
+ * the adapter on a llama.cpp context, finite outputs that differ from the base's (an adapter
+ * with B = 0, e.g. exported before any training step, changes nothing and fails), and, with a
+ * reference, KL against PyTorch's LoRA model under the F32 thresholds.
+ */
+export async function verifyLoraAdapterGguf(request: VerifyAdapterRequest): Promise<AdapterVerifyReport> {
+  const started = performance.now();
+  const checks: VerifyCheck[] = [];
+  const check = (name: string, ok: boolean, detail: string): void => void checks.push({ name, ok, detail });
+  const finish = (effect?: DistributionComparison, distribution?: DistributionComparison): AdapterVerifyReport => {
+    const failures = checks.filter((entry) => !entry.ok).map((entry) => `${entry.name}: ${entry.detail}`);
+    return { ok: failures.length === 0, checks, failures, effect, distribution, seconds: (performance.now() - started) / 1000 };
+  };
+  const [adapter, base] = await Promise.all([readGgufFile(request.adapterPath), readGgufFile(request.baseGgufPath)]);
+  const type = scalar(adapter.metadata, "general.type");
+  const alpha = scalar(adapter.metadata, "adapter.lora.alpha");
+  check("adapter metadata", type === "adapter" && scalar(adapter.metadata, "adapter.type") === "lora" && typeof alpha === "number" && Number.isFinite(alpha) && alpha > 0,
+    `general.type ${JSON.stringify(type)}, adapter.type ${JSON.stringify(scalar(adapter.metadata, "adapter.type"))}, adapter.lora.alpha ${String(alpha)}`);
+  const architecture = scalar(adapter.metadata, "general.architecture");
+  const baseArchitecture = scalar(base.metadata, "general.architecture");
+  check("architecture", architecture === baseArchitecture, `adapter for ${JSON.stringify(architecture)}, base is ${JSON.stringify(baseArchitecture)}`);
+  const baseTensors = new Map(base.tensors.map((tensor) => [tensor.name, tensor]));
+  const adapterTensors = new Map(adapter.tensors.map((tensor) => [tensor.name, tensor]));
+  const problems: string[] = [];
+  let pairs = 0;
+  for (const [name, a] of adapterTensors) {
+    if (!name.endsWith(".lora_a")) {
+      if (!name.endsWith(".lora_b")) problems.push(`${name} is not a lora_a/lora_b tensor`);
+      continue;
+    }
+    const target = name.slice(0, -".lora_a".length);
+    const b = adapterTensors.get(`${target}.lora_b`);
+    const weight = baseTensors.get(target);
+    if (!b) problems.push(`${name} has no lora_b`);
+    else if (!weight) problems.push(`${target} is not a tensor of the base model`);
+    else if (a.dims[0] !== weight.dims[0] || b.dims[1] !== weight.dims[1] || a.dims[1] !== b.dims[0]) problems.push(`${target}: lora_a [${a.dims.join(", ")}], lora_b [${b.dims.join(", ")}] do not fit the base's [${weight.dims.join(", ")}]`);
+    else pairs++;
+  }
+  for (const name of adapterTensors.keys()) if (name.endsWith(".lora_b") && !adapterTensors.has(`${name.slice(0, -".lora_b".length)}.lora_a`)) problems.push(`${name} has no lora_a`);
+  check("tensors", problems.length === 0 && pairs > 0, problems.length > 0 ? problems.slice(0, 5).join("; ") : `${pairs} adapted weights, each matching its base tensor`);
+  if (checks.some((entry) => !entry.ok)) return finish();
+
+  const plain = await request.evaluator.open(request.baseGgufPath);
+  let tokens: number[];
+  let baseLogits: Float32Array[];
+  try {
+    const template = scalar(base.metadata, "tokenizer.chat_template");
+    const vocabulary = base.metadata.get("tokenizer.ggml.tokens")?.value;
+    tokens = request.tokens
+      ? [...request.tokens]
+      : typeof template === "string" && Array.isArray(vocabulary)
+        ? await plain.tokenize(renderChatTemplate(template, DEFAULT_VERIFY_CONVERSATION, vocabulary as string[], base.metadata))
+        : await plain.tokenize("def add(a, b):\n    return a + b\n");
+    baseLogits = await plain.logits(tokens);
+  } finally {
+    await plain.close();
+  }
+  let adapted: GgufEvaluatorSession;
+  try {
+    adapted = await request.evaluator.open(request.baseGgufPath, { lora: [{ filePath: request.adapterPath, scale: 1 }] });
+  } catch (error) {
+    check("load", false, `llama.cpp could not apply the adapter: ${(error as Error).message}`);
+    return finish();
+  }
+  try {
+    const withAdapter = await adapted.logits(tokens);
+    check("load", true, `base + adapter evaluated ${tokens.length} tokens`);
+    const effect = compareDistributions(baseLogits, withAdapter);
+    check("effect", Number.isFinite(effect.klMax) && effect.maxAbsDiff > 1e-6, Number.isFinite(effect.klMax) ? `the adapter moves the logits by up to ${effect.maxAbsDiff.toExponential(2)} (KL mean ${effect.klMean.toExponential(2)} nats from the base)` : "the outputs with the adapter are not finite");
+    let distribution: DistributionComparison | undefined;
+    if (request.reference) {
+      distribution = compareDistributions(await request.reference(tokens), withAdapter);
+      const thresholds = request.thresholds ?? VERIFY_THRESHOLDS.F32;
+      check("distribution", distribution.klMean <= thresholds.klMean && distribution.klMax <= thresholds.klMax, `${describeComparison(distribution)}; allowed KL mean ≤ ${thresholds.klMean}, max ≤ ${thresholds.klMax}`);
+    }
+    return finish(effect, distribution);
+  } finally {
+    await adapted.close();
+  }
 }

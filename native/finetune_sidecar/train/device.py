@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from typing import Any
 
 import torch
@@ -25,7 +26,19 @@ def pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise SidecarError("unsupported", "the run spec asks for device cuda, but CUDA is not available",
                            'Set "device" to "auto" or "cpu", or install a CUDA build of PyTorch.')  # fmt: skip
-    return torch.device("cuda" if name != "cpu" and torch.cuda.is_available() else "cpu")
+    device = torch.device("cuda" if name != "cpu" and torch.cuda.is_available() else "cpu")
+    if device.type == "cpu":
+        use_all_cpu_threads()
+    return device
+
+
+def use_all_cpu_threads() -> None:
+    """Some OpenMP builds (Debian's torch among them) start with one thread in containers;
+    CPU training should use every core the process may run on."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if torch.get_num_threads() < available:
+        log.info("using %d CPU threads (was %d)", available, torch.get_num_threads())
+        torch.set_num_threads(available)
 
 
 def pick_compute_dtype(name: str, device: torch.device) -> torch.dtype | None:
