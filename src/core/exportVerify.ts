@@ -19,7 +19,8 @@
  * model), with the report beside it as `<name>.gguf.verification.json`; see markUnverified.
  */
 import { existsSync } from "node:fs";
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { readFile, rename, rm, writeFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { Template } from "@huggingface/jinja";
 import type { ExportType } from "./exportModel";
@@ -164,8 +165,9 @@ export interface VerifyThresholds {
  * KL-divergence statistics for its quantization types (mean KLD roughly 1e-3 for Q8_0, 1e-2
  * for Q5_K_M, 3e-2 for Q4_K_M, 6e-2 for Q4_0 on 7-8B models), with headroom because a short
  * prompt gives few positions, and a max bound that catches a broken file (a wrong tensor
- * layout gives KL of whole nats) rather than an unlucky token. Measured on the tiny test
- * models: F32 KL < 1e-9, F16/BF16 < 1e-6, Q8_0 < 1e-5 (see test/unit/ggufQwen2Inference).
+ * layout gives KL of whole nats) rather than an unlucky token. Measured max KL on the tiny
+ * Qwen2 test model (ggufQwen2Inference, exportVerify tests): F32 6e-10, F16 2e-9, BF16 1.3e-7,
+ * Q8_0 3.3e-6, Q4_K_M 8.5e-5; a GGUF of other weights: 2.8e-2.
  */
 export const VERIFY_THRESHOLDS: Readonly<Record<ExportType, VerifyThresholds>> = {
   F32: { klMean: 1e-5, klMax: 1e-4, top1: 0.99 },
@@ -211,6 +213,10 @@ const MAX_ROW_FLOATS_PER_CALL = 4_000_000;
  * native crash is acceptable: the CLI, a test, or the inference host.
  */
 export function createNodeLlamaCppEvaluator(options: { threads?: number } = {}): GgufEvaluator {
+  // One core stays free: ggml's worker threads spin while they wait, and on a machine where
+  // they take every core the JavaScript thread that feeds them starves (measured on 2 cores:
+  // 64 tokens of a tiny model take 0.36 s with node-llama-cpp's default threads, 0.013 s with 1).
+  const threads = options.threads ?? Math.max(1, availableParallelism() - 1);
   type Llama = Awaited<ReturnType<(typeof import("node-llama-cpp"))["getLlama"]>>;
   let llamaPromise: Promise<Llama> | undefined;
   const llama = (): Promise<Llama> => {
@@ -227,7 +233,7 @@ export function createNodeLlamaCppEvaluator(options: { threads?: number } = {}):
         model.createContext({
           contextSize: size,
           batchSize: Math.min(size, 512),
-          ...(options.threads !== undefined ? { threads: options.threads } : {}),
+          threads,
           ...(lora.length > 0 ? { lora: { adapters: lora.map((adapter) => ({ filePath: adapter.filePath, scale: adapter.scale ?? 1 })) } } : {}),
         });
       const architecture = String(model.fileInfo.metadata.general.architecture);
@@ -244,21 +250,21 @@ export function createNodeLlamaCppEvaluator(options: { threads?: number } = {}):
           try {
             const sequence = context.getSequence();
             const rows: Float32Array[] = [];
-            // Each controlledEvaluate call costs a fixed few hundred ms, and each requested row
-            // is a vocabulary-sized Map until we copy it: few calls, bounded rows per call.
+            // Each requested row arrives as a vocabulary-sized Map (201088 entries for GPT-OSS)
+            // until we copy it out, so rows are requested in bounded groups, in one call each.
             const rowsFor = (vocabulary: number): number => Math.max(1, Math.min(256, Math.floor(MAX_ROW_FLOATS_PER_CALL / Math.max(1, vocabulary))));
             let rowsPerCall = vocabularySize > 0 ? rowsFor(vocabularySize) : 1;
             let next = 0;
             let evaluated = 0;
             while (next < wanted.length) {
-              const batch = wanted.slice(next, next + rowsPerCall);
-              const end = batch.at(-1)! + 1;
+              const batch = new Set(wanted.slice(next, next + rowsPerCall));
+              const end = Math.max(...batch) + 1;
               const items = tokens.slice(evaluated, end).map((token, offset) =>
-                batch.includes(evaluated + offset) ? ([token, { generateNext: { logits: true } }] as const) : token,
+                batch.has(evaluated + offset) ? ([token, { generateNext: { logits: true } }] as const) : token,
               );
               const results = await sequence.controlledEvaluate(items as Parameters<typeof sequence.controlledEvaluate>[0]);
               results.forEach((result, offset) => {
-                if (!batch.includes(evaluated + offset)) return;
+                if (!batch.has(evaluated + offset)) return;
                 const map = result?.next?.logits;
                 if (!map) throw new Error(`llama.cpp returned no logits at position ${evaluated + offset}.`);
                 const row = new Float32Array(map.size);
@@ -266,7 +272,7 @@ export function createNodeLlamaCppEvaluator(options: { threads?: number } = {}):
                 rows.push(row);
               });
               evaluated = end;
-              next += batch.length;
+              next += batch.size;
               rowsPerCall = rowsFor(rows[0]?.length ?? 1);
             }
             return rows;
@@ -292,7 +298,7 @@ export interface SidecarReferenceOptions {
   python: string;
   nativeDir: string;
   modelFolder: string;
-  /** Where the sidecar writes its JSON (default: beside the GGUF being verified is up to the caller). */
+  /** Temporary file for the sidecar's JSON (removed after reading). */
   scratchFile: string;
   device?: "cpu" | "cuda";
   onLog?: (line: string) => void;
@@ -308,7 +314,7 @@ export function sidecarReferenceLogits(options: SidecarReferenceOptions): Refere
       if (!Array.isArray(document.logits) || document.logits.length !== tokens.length) throw new Error(`${options.scratchFile} does not hold ${tokens.length} logits rows.`);
       return document.logits as number[][];
     } finally {
-      await import("node:fs/promises").then(({ rm }) => rm(options.scratchFile, { force: true }));
+      await rm(options.scratchFile, { force: true });
     }
   };
 }
@@ -655,7 +661,13 @@ export async function verifyLoraAdapterGguf(request: VerifyAdapterRequest): Prom
     return finish();
   }
   try {
-    const withAdapter = await adapted.logits(tokens);
+    let withAdapter: Float32Array[];
+    try {
+      withAdapter = await adapted.logits(tokens);
+    } catch (error) {
+      check("load", false, `llama.cpp could not apply the adapter: ${(error as Error).message}`);
+      return finish();
+    }
     check("load", true, `base + adapter evaluated ${tokens.length} tokens`);
     const effect = compareDistributions(baseLogits, withAdapter);
     check("effect", Number.isFinite(effect.klMax) && effect.maxAbsDiff > 1e-6, Number.isFinite(effect.klMax) ? `the adapter moves the logits by up to ${effect.maxAbsDiff.toExponential(2)} (KL mean ${effect.klMean.toExponential(2)} nats from the base)` : "the outputs with the adapter are not finite");

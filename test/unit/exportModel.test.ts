@@ -3,7 +3,8 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync, mkdirSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { EXPORT_TYPES, exportModelToGguf, parseExportType } from "../../src/core/exportModel";
+import { EXPORT_TYPES, ensureQuantizeSpace, exportModelToGguf, parseExportType, quantizedExportNeeds } from "../../src/core/exportModel";
+import { GgmlType } from "../../src/core/gguf/constants";
 import { GgufExportError } from "../../src/core/gguf/errors";
 import { resolvePython } from "../../src/core/pythonEnvironment";
 import { createTinyModel } from "../../src/core/tinyModel";
@@ -52,4 +53,25 @@ test("refuses an architecture it cannot export, naming the file and the type", a
     exportModelToGguf({ modelFolder: folder, outFile: join(scratch, "x.gguf"), type: "F16" }),
     (error: unknown) => GgufExportError.is(error, "unsupported_architecture") && /config\.json: model_type "llama"/.test(error.message),
   );
+});
+
+test("a quantized export first checks room for the F16 intermediate plus the output, naming needed and free bytes", async () => {
+  const tensors = [
+    { name: "token_embd.weight", dims: [64, 512], type: GgmlType.F16 },
+    { name: "blk.0.attn_norm.weight", dims: [64], type: GgmlType.F32 },
+    { name: "blk.0.attn_q.weight", dims: [64, 64], type: GgmlType.F16 },
+  ];
+  const plan = { outFile: join(scratch, "m.gguf"), fileBytes: 4096 + 65536 + 256 + 8192, tensors };
+  const needs = quantizedExportNeeds(plan, "Q8_0", []);
+  // Q8_0: 34 bytes per 32 weights; the norm stays F32; the 4096-byte header carries over.
+  assert.equal(needs.output, 4096 + (64 * 512 * 34) / 32 + 256 + (64 * 64 * 34) / 32);
+  assert.equal(needs.total, plan.fileBytes + needs.output);
+  await assert.rejects(ensureQuantizeSpace(plan, plan.outFile, "Q8_0", [], async () => 999), (error: unknown) => {
+    assert.ok(GgufExportError.is(error, "disk_space"));
+    assert.match(error.message, new RegExp(`needs [0-9.]+ KB \\(${needs.total} bytes: the F16 intermediate, ${plan.fileBytes} bytes, and about ${needs.output} bytes of Q8_0 output`));
+    assert.match(error.message, /has only 999 B \(999 bytes\) free/);
+    return true;
+  });
+  await ensureQuantizeSpace(plan, plan.outFile, "Q8_0", [], async () => needs.total);
+  await ensureQuantizeSpace(plan, plan.outFile, "Q8_0", [], async () => undefined);
 });

@@ -191,7 +191,15 @@ async function readAdapterConfig(folder: string): Promise<AdapterConfig> {
 /** PEFT's scaling for one module: alpha_pattern/rank_pattern keys match a suffix of the module name. */
 function moduleScale(module: string, rank: number, config: AdapterConfig): number {
   const matching = (patterns: Record<string, number>): number | undefined => {
-    const key = Object.keys(patterns).find((pattern) => module === pattern || module.endsWith(`.${pattern}`) || new RegExp(`(^|\\.)${pattern}$`).test(module));
+    // PEFT matches these keys as regular expressions against the end of the module name.
+    const key = Object.keys(patterns).find((pattern) => {
+      if (module === pattern || module.endsWith(`.${pattern}`)) return true;
+      try {
+        return new RegExp(`(^|\\.)${pattern}$`).test(module);
+      } catch {
+        return false;
+      }
+    });
     return key === undefined ? undefined : patterns[key];
   };
   const alpha = matching(config.alphaPattern) ?? config.alpha;
@@ -199,7 +207,7 @@ function moduleScale(module: string, rank: number, config: AdapterConfig): numbe
 }
 
 /** Architecture and the adaptable modules (name after `model.layers.N.`) with their shapes. */
-async function baseModules(folder: string): Promise<{ architecture: string; modules: ModuleMap; layers: number }> {
+async function baseModules(folder: string): Promise<{ architecture: string; modules: ModuleMap }> {
   const configPath = join(folder, "config.json");
   if (!existsSync(configPath)) throw new GgufExportError("missing_file", `${folder} has no config.json; the adapter export needs the base model's folder (its config.json gives the architecture and shapes).`);
   const modelType = (JSON.parse(await readFile(configPath, "utf8")) as { model_type?: unknown }).model_type;
@@ -209,7 +217,7 @@ async function baseModules(folder: string): Promise<{ architecture: string; modu
     const q = hp.heads * hp.headDim;
     const kv = hp.kvHeads * hp.headDim;
     addAttention(modules, hp.layers, hp.hidden, q, kv);
-    return { architecture: GPT_OSS_ARCHITECTURE, modules, layers: hp.layers };
+    return { architecture: GPT_OSS_ARCHITECTURE, modules };
   }
   if (isQwenModelType(modelType)) {
     const hp = await readQwenConfig(folder);
@@ -221,7 +229,7 @@ async function baseModules(folder: string): Promise<{ architecture: string; modu
       modules.set(`model.layers.${layer}.mlp.up_proj`, { tensor: `blk.${layer}.ffn_up.weight`, shape: [hp.intermediate, hp.hidden] });
       modules.set(`model.layers.${layer}.mlp.down_proj`, { tensor: `blk.${layer}.ffn_down.weight`, shape: [hp.hidden, hp.intermediate] });
     }
-    return { architecture: hp.architecture, modules, layers: hp.layers };
+    return { architecture: hp.architecture, modules };
   }
   throw new GgufExportError("unsupported_architecture", `${configPath}: model_type ${JSON.stringify(modelType ?? null)} has no LoRA-adapter export; supported: gpt_oss, qwen2, qwen3.`);
 }
@@ -270,7 +278,7 @@ function pairTensors(tensors: readonly SafetensorsTensor[], weightsPath: string)
   return pairs;
 }
 
-/** token_embd first, then by layer, then output tensors: the order llama.cpp's own files use. */
+/** By layer, the order llama.cpp's own adapter files use. */
 function tensorOrder(name: string): number {
   const layer = /^blk\.(\d+)\./.exec(name);
   return layer ? Number(layer[1]) : Number.MAX_SAFE_INTEGER;
