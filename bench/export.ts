@@ -1,26 +1,25 @@
-#!/usr/bin/env node
 // Export benchmark: a locally generated GPT-OSS-architecture model of about 1B parameters
 // (random weights, MXFP4 experts, the real o200k_harmony tokenizer) exported to every GGUF
 // type. Baseline measured in the same run: copying the checkpoint's bytes (cp), i.e. the
 // floor for any tool that reads the whole checkpoint once and writes a file of similar size.
 // Usage: npm run bench:export [-- --keep] [-- --types F16,Q4_K_M]
-import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+// (node --import tsx bench/export.ts)
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
-import { createRequire } from "node:module";
+import { EXPORT_TYPES, exportModelToGguf, parseExportType, type ExportType } from "../src/core/exportModel";
+import { resolvePython } from "../src/core/pythonEnvironment";
+import { runSidecarCommand } from "../src/core/sidecarProcess";
+import { writeHarmonyTokenizerFiles } from "../src/core/tokenizers/huggingFaceTokenizerJson";
 
-const require = createRequire(import.meta.url);
-const root = join(import.meta.dirname, "..");
-// The CLI bundle exposes nothing; the core modules are loaded through tsx so the benchmark
-// measures the same code the extension runs.
-const { register } = await import("tsx/esm/api");
-register();
-const { exportModelToGguf, EXPORT_TYPES } = await import("../src/core/exportModel.ts");
-const { resolvePython } = await import("../src/core/pythonEnvironment.ts");
+// Run through tsx so the benchmark measures the same core modules the extension runs.
+const root = join(__dirname, "..");
+
+async function main(): Promise<void> {
 
 const typesIndex = process.argv.indexOf("--types");
-const types = typesIndex >= 0 ? process.argv[typesIndex + 1].split(",") : [...EXPORT_TYPES];
+const types: ExportType[] =
+  typesIndex >= 0 ? (process.argv[typesIndex + 1] ?? "").split(",").map((t) => parseExportType(t) ?? "F16") : [...EXPORT_TYPES];
 const workDir = join(tmpdir(), "fts-bench-export");
 const modelDir = join(workDir, "gpt-oss-1b");
 mkdirSync(workDir, { recursive: true });
@@ -32,19 +31,17 @@ if (!python.ok) throw new Error(python.fix);
 // embedding and unembedding, the rest mostly experts), close in shape to gpt-oss's blocks.
 if (!existsSync(join(modelDir, "tokenizer.json"))) {
   const started = performance.now();
-  const { runSidecarCommand } = await import("../src/core/sidecarProcess.ts");
   await runSidecarCommand({
     python: python.python.path,
     nativeDir: join(root, "native"),
     args: ["make-tiny-model", "--arch", "gpt-oss", "--out", modelDir, "--force", "--layers", "16", "--hidden", "1024",
       "--head-dim", "64", "--heads", "16", "--kv-heads", "4", "--experts", "16", "--experts-per-tok", "4", "--intermediate", "1024"],
   });
-  const { writeHarmonyTokenizerFiles } = await import("../src/core/tokenizers/huggingFaceTokenizerJson.ts");
   await writeHarmonyTokenizerFiles(modelDir);
   console.log(`generated the model in ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }
 
-const config = JSON.parse(require("node:fs").readFileSync(join(modelDir, "config.json"), "utf8"));
+const config = JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8")) as ModelConfig;
 const checkpointBytes = readdirSync(modelDir).filter((f) => f.endsWith(".safetensors")).reduce((s, f) => s + statSync(join(modelDir, f)).size, 0);
 const parameters = estimateParameters(config);
 
@@ -54,7 +51,7 @@ for (const file of readdirSync(modelDir).filter((f) => f.endsWith(".safetensors"
 const copySeconds = (performance.now() - copyStarted) / 1000;
 rmSync(copyTarget, { force: true });
 
-const rows = [];
+const rows: Array<{ type: ExportType; seconds: number; bytes: number; fileType: number }> = [];
 for (const type of types) {
   const outFile = join(workDir, `gpt-oss-1b-${type}.gguf`);
   const started = performance.now();
@@ -75,9 +72,27 @@ for (const row of rows) {
     `${(checkpointBytes / 1e9 / row.seconds).toFixed(2)} | ${(row.seconds / copySeconds).toFixed(1)}x |`);
 }
 
-function estimateParameters(c) {
+}
+
+interface ModelConfig {
+  hidden_size: number;
+  num_hidden_layers: number;
+  num_local_experts: number;
+  intermediate_size: number;
+  head_dim: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  vocab_size: number;
+}
+
+function estimateParameters(c: ModelConfig): number {
   const h = c.hidden_size, layers = c.num_hidden_layers, e = c.num_local_experts, f = c.intermediate_size, d = c.head_dim;
   const attention = h * d * (c.num_attention_heads * 2 + c.num_key_value_heads * 2);
   const experts = e * (h * 2 * f + f * h);
   return 2 * c.vocab_size * h + layers * (attention + experts + e * h);
 }
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
