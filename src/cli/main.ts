@@ -2,10 +2,12 @@
  * Fine-Tune Studio's headless CLI (dist/cli.js). It runs the same core modules as the
  * extension, so anything the command palette can do is scriptable and testable in CI.
  */
-import { resolve } from "node:path";
+import { mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { checkTrainingEnvironment, summarizeEnvironment } from "../core/environmentCheck";
 import { productPaths } from "../core/paths";
-import { PYTHON_ENV_VARIABLE } from "../core/pythonEnvironment";
+import { describeExport, writeHandoffFiles } from "../core/exportSummary";
+import { PYTHON_ENV_VARIABLE, resolvePython } from "../core/pythonEnvironment";
 import { EXPORT_TYPES, exportModelToGguf, parseExportType } from "../core/exportModel";
 import { ensurePythonEnvironment } from "../core/pythonSetup";
 import { SidecarError } from "../core/sidecarProcess";
@@ -53,6 +55,8 @@ Commands:
       --out FILE           Output .gguf file (required)
       --type TYPE          F16 (default), BF16, F32, Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q4_0
                            or MXFP4_MOE (quantized by llama.cpp; GPT-OSS experts stay MXFP4)
+      --no-verify          Skip loading the file and comparing it with the PyTorch model
+                           (verification is on by default; a failed file is renamed .unverified)
   help                     Show this text.
 
 Common options:
@@ -73,6 +77,7 @@ const FLAGS: FlagSpec = {
   python: "value",
   "with-pytest": "switch",
   "print-python": "switch",
+  "no-verify": "switch",
   verbose: "switch",
   help: "switch",
 };
@@ -110,7 +115,7 @@ async function main(argv: string[]): Promise<number> {
     case "make-tiny-model":
       return makeTinyModel(args, configuredPython, onLog);
     case "export":
-      return exportCommand(args);
+      return exportCommand(args, configuredPython);
     case "validate": {
       const file = args.positionals[0];
       if (!file || args.positionals.length > 1) throw new UsageError("validate takes one JSONL file.");
@@ -142,13 +147,20 @@ function tokenizerSpec(args: ParsedArgs): TokenizerSpec {
   return "harmony";
 }
 
-async function exportCommand(args: ParsedArgs): Promise<number> {
+async function exportCommand(args: ParsedArgs, configuredPython: string | undefined): Promise<number> {
   const model = stringFlag(args, "model");
   const out = stringFlag(args, "out");
   if (!model || !out) throw new UsageError("export needs --model DIR and --out FILE.");
   const requested = stringFlag(args, "type") ?? "F16";
   const type = parseExportType(requested);
   if (!type) throw new UsageError(`--type must be one of ${EXPORT_TYPES.join(", ")}, got "${requested}".`);
+  let python: string | undefined;
+  if (!args.flags.has("no-verify")) {
+    const resolution = await resolvePython({ configuredPath: configuredPython, projectRoot: paths.root, env: process.env });
+    if (!resolution.ok) throw new Error(`Verification needs the PyTorch sidecar (or pass --no-verify).\n${resolution.fix}`);
+    python = resolution.python.path;
+  }
+  mkdirSync(dirname(resolve(out)), { recursive: true });
   const controller = new AbortController();
   process.once("SIGINT", () => controller.abort());
   let lastTenth = -1;
@@ -156,6 +168,7 @@ async function exportCommand(args: ParsedArgs): Promise<number> {
     modelFolder: resolve(model),
     outFile: resolve(out),
     type,
+    verify: python ? { python, nativeDir: paths.nativeDir } : false,
     signal: controller.signal,
     onProgress: (progress) => {
       const tenth = Math.floor(progress.fraction * 10);
@@ -165,7 +178,9 @@ async function exportCommand(args: ParsedArgs): Promise<number> {
       }
     },
   });
-  print(`Wrote ${result.outFile} (${result.type}, ${(result.bytes / 1e6).toFixed(1)} MB, file type ${result.fileType}, ${result.seconds.toFixed(1)} s)`);
+  print(`Wrote ${describeExport(result)}`);
+  const modelfile = await writeHandoffFiles(result, log);
+  if (modelfile) print(`Ollama: ${modelfile.createCommand}   (Modelfile: ${modelfile.path})`);
   return 0;
 }
 

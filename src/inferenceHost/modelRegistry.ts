@@ -2,6 +2,7 @@
  * The models the inference host has loaded. One loaded model is shared by every feature that
  * asks for the same file (chat and completion must not load a 12 GB model twice).
  */
+import { availableParallelism } from "node:os";
 import type { CompletionParams, CompletionResult, LoadedModelInfo } from "../protocol/inferenceHost";
 
 type NodeLlamaCpp = typeof import("node-llama-cpp");
@@ -48,7 +49,11 @@ export class ModelRegistry {
     if (!entry) throw new Error(`No model with id ${params.modelId} is loaded; load it first.`);
     const started = performance.now();
     // A modest batch: llama.cpp sizes its logits buffer by batch x vocabulary (201k for GPT-OSS).
-    const context = await entry.model.createContext({ contextSize: Math.min(2048, entry.model.trainContextSize), batchSize: 256 });
+    const context = await entry.model.createContext({
+      contextSize: Math.min(2048, entry.model.trainContextSize),
+      batchSize: 256,
+      threads: inferenceThreads(),
+    });
     try {
       const completion = new this.module.LlamaCompletion({ contextSequence: context.getSequence() });
       const text = await completion.generateCompletion(params.prompt, {
@@ -66,6 +71,15 @@ export class ModelRegistry {
     for (const entry of this.byId.values()) await entry.model.dispose();
     this.byId.clear();
   }
+}
+
+/**
+ * One core is left to the editor: with every core busy, llama.cpp's spinning worker threads
+ * and the extension host fight, and on small machines evaluation gets ~20x slower (measured
+ * on 2 cores: 0.3 s vs 0.013 s for 64 tokens of a tiny model).
+ */
+function inferenceThreads(): number {
+  return Math.max(1, availableParallelism() - 1);
 }
 
 function vocabularySize(model: LlamaModel): number {

@@ -32,7 +32,7 @@ export function registerCommands(deps: CommandDependencies): vscode.Disposable[]
   const table: Record<CommandId, Handler> = {
     "finetuneStudio.checkEnvironment": () => checkEnvironment(deps),
     "finetuneStudio.createTinyModel": (options) => createTinyModelCommand(deps, options),
-    "finetuneStudio.exportModel": (target) => exportModelCommand(deps, target),
+    "finetuneStudio.exportModel": (target) => exportModelCommand({ ...deps, nativeDir: deps.paths.nativeDir }, target),
     "finetuneStudio.revealModel": (target) => revealPath(target),
     "finetuneStudio.copyModelPath": (target) => copyPath(target),
     "finetuneStudio.openTrainingPanel": (runId) => deps.trainingPanel.show(typeof runId === "string" ? runId : undefined),

@@ -2,11 +2,13 @@
  * Export from the editor: pick a model folder and a GGUF type, watch cancellable progress,
  * then reveal or copy the result. The work itself is core/exportModel.ts, shared with the CLI.
  */
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
 import * as vscode from "vscode";
 import { EXPORT_TYPES, exportModelToGguf, parseExportType, type ExportResult, type ExportType } from "../core/exportModel";
 import { formatBytes, listLocalModels, type LocalModel } from "../core/localModels";
+import { describeExport, writeHandoffFiles } from "../core/exportSummary";
+import { resolvePython } from "../core/pythonEnvironment";
 import type { Logger } from "./logger";
 import type { SettingsAccessor } from "./settings";
 
@@ -31,6 +33,8 @@ interface ExportArguments {
 
 export interface ExportCommandDependencies {
   settings: SettingsAccessor;
+  /** The sidecar package folder, for the verification's PyTorch reference. */
+  nativeDir: string;
   logger: Logger;
   refreshViews: () => void;
 }
@@ -51,6 +55,11 @@ export async function exportModelCommand(deps: ExportCommandDependencies, argume
     if (answer !== "Replace") return undefined;
   }
 
+  mkdirSync(dirname(outFile), { recursive: true });
+  // Verification compares the file with the PyTorch model; without a torch interpreter the
+  // export still runs and says plainly that it was not verified.
+  const python = await resolvePython({ configuredPath: deps.settings.pythonInterpreter(), projectRoot: undefined, env: process.env });
+  if (!python.ok) deps.logger.warn(`Exporting without verification: ${python.fix}`);
   let result: ExportResult;
   try {
     result = await vscode.window.withProgress(
@@ -63,6 +72,7 @@ export async function exportModelCommand(deps: ExportCommandDependencies, argume
           modelFolder,
           outFile,
           type,
+          verify: python.ok ? { python: python.python.path, nativeDir: deps.nativeDir } : false,
           signal: controller.signal,
           onLog: deps.logger.child("quantize"),
           onProgress: (update) => {
@@ -82,13 +92,22 @@ export async function exportModelCommand(deps: ExportCommandDependencies, argume
     void vscode.window.showErrorMessage(`Export failed: ${error instanceof Error ? error.message : String(error)}`);
     return undefined;
   }
-  deps.logger.info(`Exported ${result.outFile} (${result.type}, ${formatBytes(result.bytes)}, ${result.seconds.toFixed(1)} s).`);
+  deps.logger.info(`Exported ${describeExport(result)}`);
+  const modelfile = await writeHandoffFiles(result, (line) => deps.logger.warn(line));
+  if (modelfile) deps.logger.info(`Ollama Modelfile: ${modelfile.path}; import with: ${modelfile.createCommand}`);
   deps.refreshViews();
+  const verified = result.verification ? "verified against the PyTorch model" : "not verified (no PyTorch interpreter)";
   void vscode.window
-    .showInformationMessage(`Exported ${result.type} GGUF (${formatBytes(result.bytes)}).`, "Reveal in File Explorer", "Copy Path")
+    .showInformationMessage(
+      `Exported ${result.type} GGUF (${formatBytes(result.bytes)}), ${verified}.`,
+      "Reveal in File Explorer",
+      "Copy Path",
+      ...(modelfile ? ["Copy Ollama Command"] : []),
+    )
     .then((choice) => {
       if (choice === "Reveal in File Explorer") void revealPath(result.outFile);
       if (choice === "Copy Path") void copyPath(result.outFile);
+      if (choice === "Copy Ollama Command" && modelfile) void vscode.env.clipboard.writeText(`cd "${dirname(modelfile.path)}" && ${modelfile.createCommand}`);
     });
   return result.outFile;
 }
