@@ -45,3 +45,16 @@ test("usage errors exit 2 and name the offending option", () => {
   assert.equal(badType.status, 2);
   assert.match(badType.stderr, /--type must be one of F32, F16, BF16, Q8_0/);
 });
+
+test("export verifies the file against PyTorch and writes an Ollama Modelfile", () => {
+  const scratch = mkdtempSync(join(tmpdir(), "fts-cli-export-"));
+  const model = join(scratch, "tiny");
+  const made = run("make-tiny-model", "--out", model, "--seed", "9");
+  assert.equal(made.status, 0, made.stderr);
+  const out = join(scratch, "out", "tiny-Q8_0.gguf");
+  const result = run("export", "--model", model, "--out", out, "--type", "q8_0");
+  assert.equal(result.status, 0, result.stderr);
+  assert.match(result.stdout, /Q8_0, gpt-oss, [\d.]+ MB, [\d.]+ s; verified against PyTorch on \d+ positions: KL mean/);
+  assert.match(result.stdout, /Ollama: ollama create tiny-q8_0 -f tiny-Q8_0\.Modelfile/);
+  assert.ok(existsSync(join(scratch, "out", "tiny-Q8_0.Modelfile")));
+});

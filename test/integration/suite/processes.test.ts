@@ -37,6 +37,9 @@ suite("Child processes", () => {
     assert.equal(written, outFile);
     const header = readFileSync(outFile).subarray(0, 4).toString("latin1");
     assert.equal(header, "GGUF");
+    const modelfile = readFileSync(outFile.replace(/\.gguf$/, ".Modelfile"), "utf8");
+    assert.match(modelfile, /^FROM \.\/tiny-Q4_K_M\.gguf$/m, "an Ollama Modelfile beside the GGUF");
+    assert.match(modelfile, /<\|start\|>/, "with the harmony template");
     const copied = await vscode.commands.executeCommand<string | undefined>("finetuneStudio.copyModelPath", outFile);
     assert.equal(copied, outFile);
     assert.equal(await vscode.env.clipboard.readText(), outFile);
