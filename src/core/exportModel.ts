@@ -30,7 +30,8 @@ import {
 import { alignOffset, type GgmlType } from "./gguf/constants";
 import { GgufExportError } from "./gguf/errors";
 import type { BeforeWriteHook, GgufWritePlan } from "./gguf/exportPlan";
-import { exportGptOssToGguf, formatBytes } from "./gguf/gptOssConverter";
+import { formatBytes } from "./formatBytes";
+import { exportGptOssToGguf } from "./gguf/gptOssConverter";
 import type { GgufOutputType } from "./gguf/gptOssTensors";
 import { exportQwenToGguf } from "./gguf/qwen2Converter";
 import { estimateTensorType, tensorBytes } from "./quantize/quantizeEstimate";

@@ -3,7 +3,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { formatBytes, listLocalModels } from "../../src/core/localModels";
+import { formatBytes } from "../../src/core/formatBytes";
+import { listLocalModels } from "../../src/core/localModels";
 import { RUNS_FOLDER, listRuns } from "../../src/core/runFolders";
 
 test("lists checkpoint folders and GGUF files in the models folder, nothing else", () => {

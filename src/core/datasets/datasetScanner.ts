@@ -5,6 +5,7 @@
  * validate.ts. Data preparation can read samples through scanDatasetLines too, so training
  * sees exactly the samples validation accepts.
  */
+import { formatBinaryBytes } from "../formatBytes";
 import type { DatasetFormat, TrainingSample } from "./conversation";
 import { convertRecord } from "./formats";
 import { parseJsonLine } from "./jsonErrors";
@@ -79,7 +80,7 @@ function unreadableLineProblem(line: Exclude<JsonlLine, { kind: "text" }>, maxLi
         severity: "error",
         code: "enormous_line",
         message:
-          `the line is ${formatBytes(line.byteLength)}, over the ${formatBytes(maxLineBytes)} limit, and was not parsed; ` +
+          `the line is ${formatBinaryBytes(line.byteLength)}, over the ${formatBinaryBytes(maxLineBytes)} limit, and was not parsed; ` +
           "a record this long is usually several records joined by a lost newline, or a whole file pasted into a field",
       };
     case "invalid_utf8":
@@ -104,8 +105,3 @@ function unreadableLineProblem(line: Exclude<JsonlLine, { kind: "text" }>, maxLi
   }
 }
 
-export function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
-}

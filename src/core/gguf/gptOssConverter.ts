@@ -7,6 +7,7 @@
 import { existsSync } from "node:fs";
 import { readFile, statfs } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
+import { formatBytes } from "../formatBytes";
 import { SafetensorsCheckpoint } from "../safetensors";
 import { GGML_QUANTIZATION_VERSION, LlamaFileType } from "./constants";
 import { GgufExportError } from "./errors";
@@ -121,17 +122,6 @@ export async function ensureDiskSpace(folder: string, neededBytes: number, outFi
       `Exporting ${outFile} needs ${formatBytes(neededBytes)} (${neededBytes} bytes) but ${folder} has only ${formatBytes(freeBytes)} (${freeBytes} bytes) free; free some space or choose another output folder.`,
     );
   }
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ["B", "KB", "MB", "GB", "TB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
 
 interface TokenIds {

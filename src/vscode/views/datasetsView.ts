@@ -3,7 +3,7 @@
  * token statistics and error count, from the validation reports (computed in a worker).
  */
 import * as vscode from "vscode";
-import { formatBytes } from "../../core/localModels";
+import { formatBytes } from "../../core/formatBytes";
 import type { DatasetReportService } from "../datasets/datasetReports";
 import { refreshOnFileChanges } from "./refreshOnFileChanges";
 

@@ -3,7 +3,8 @@
  * finetuneStudio.models.folder).
  */
 import * as vscode from "vscode";
-import { formatBytes, listLocalModels, type LocalModel } from "../../core/localModels";
+import { formatBytes } from "../../core/formatBytes";
+import { listLocalModels, type LocalModel } from "../../core/localModels";
 import type { SettingsAccessor } from "../settings";
 
 export class ModelsView implements vscode.TreeDataProvider<LocalModel>, vscode.Disposable {
