@@ -3,10 +3,12 @@
  * extension, so anything the command palette can do is scriptable and testable in CI.
  */
 import { mkdirSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import { checkTrainingEnvironment, summarizeEnvironment } from "../core/environmentCheck";
 import { productPaths } from "../core/paths";
 import { describeExport, writeHandoffFiles } from "../core/exportSummary";
+import { exportLoraAdapterToGguf } from "../core/gguf/loraAdapterGguf";
+import { installIntoLmStudio } from "../core/handoff/lmStudio";
 import { PYTHON_ENV_VARIABLE, resolvePython } from "../core/pythonEnvironment";
 import { EXPORT_TYPES, exportModelToGguf, parseExportType } from "../core/exportModel";
 import { ensurePythonEnvironment } from "../core/pythonSetup";
@@ -57,6 +59,13 @@ Commands:
                            or MXFP4_MOE (quantized by llama.cpp; GPT-OSS experts stay MXFP4)
       --no-verify          Skip loading the file and comparing it with the PyTorch model
                            (verification is on by default; a failed file is renamed .unverified)
+      --lmstudio DIR       Also place the file in an LM Studio models folder
+                           (DIR/finetune-studio/<name>/, hard link when possible)
+  export-adapter           Export a training checkpoint's LoRA adapter as a GGUF adapter that
+                           llama.cpp, node-llama-cpp, Ollama (ADAPTER) apply over the base GGUF.
+      --adapter DIR        Checkpoint folder (adapter_model.safetensors, adapter_config.json)
+      --model DIR          The base model folder it was trained on
+      --out FILE           Output .gguf file (required)
   help                     Show this text.
 
 Common options:
@@ -78,6 +87,8 @@ const FLAGS: FlagSpec = {
   "with-pytest": "switch",
   "print-python": "switch",
   "no-verify": "switch",
+  lmstudio: "value",
+  adapter: "value",
   verbose: "switch",
   help: "switch",
 };
@@ -116,6 +127,8 @@ async function main(argv: string[]): Promise<number> {
       return makeTinyModel(args, configuredPython, onLog);
     case "export":
       return exportCommand(args, configuredPython);
+    case "export-adapter":
+      return exportAdapterCommand(args);
     case "validate": {
       const file = args.positionals[0];
       if (!file || args.positionals.length > 1) throw new UsageError("validate takes one JSONL file.");
@@ -181,6 +194,26 @@ async function exportCommand(args: ParsedArgs, configuredPython: string | undefi
   print(`Wrote ${describeExport(result)}`);
   const modelfile = await writeHandoffFiles(result, log);
   if (modelfile) print(`Ollama: ${modelfile.createCommand}   (Modelfile: ${modelfile.path})`);
+  const lmStudio = stringFlag(args, "lmstudio");
+  if (lmStudio) {
+    const name = basename(result.outFile).replace(/\.gguf$/i, "").replace(/-(F32|F16|BF16|Q8_0|Q6_K|Q5_K_M|Q4_K_M|Q4_0|MXFP4_MOE)$/i, "");
+    const placed = await installIntoLmStudio({ ggufPath: result.outFile, modelsDir: resolve(lmStudio), publisher: "finetune-studio", modelName: name });
+    print(`LM Studio: ${placed.path} (${placed.mode})`);
+  }
+  return 0;
+}
+
+async function exportAdapterCommand(args: ParsedArgs): Promise<number> {
+  const adapter = stringFlag(args, "adapter");
+  const model = stringFlag(args, "model");
+  const out = stringFlag(args, "out");
+  if (!adapter || !model || !out) throw new UsageError("export-adapter needs --adapter DIR, --model DIR and --out FILE.");
+  mkdirSync(dirname(resolve(out)), { recursive: true });
+  const result = await exportLoraAdapterToGguf({ adapterFolder: resolve(adapter), baseModelFolder: resolve(model), outFile: resolve(out) });
+  print(
+    `Wrote ${result.outFile} (LoRA adapter for ${result.architecture}, rank ${result.ranks.join("/")}, alpha ${result.alpha}, ` +
+      `${result.adapted.length} tensors, ${(result.bytes / 1e6).toFixed(2)} MB, ${result.seconds.toFixed(1)} s)`,
+  );
   return 0;
 }
 
