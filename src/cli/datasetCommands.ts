@@ -8,6 +8,7 @@ import { validateDataset, type DatasetReport } from "../core/datasets/validate";
 import { samplesFromJsonl } from "../core/prepare/jsonlSamples";
 import { prepareDataset, type PrepareResult } from "../core/prepare/prepareDataset";
 import { createSampleRenderer, type TokenizerSpec } from "../core/prepare/sampleRenderer";
+import { buildFimDataset, type FimDatasetReport } from "../core/repoFim/buildFimDataset";
 
 export interface DatasetCommandOutput {
   print: (line: string) => void;
@@ -72,4 +73,28 @@ export async function prepareCommand(
       `${report.rejected.total > 0 ? `; ${report.rejected.total} samples rejected` : ""}${report.duplicates > 0 ? `; ${report.duplicates} duplicates dropped` : ""}`,
   );
   return result;
+}
+
+export async function buildFimCommand(
+  root: string,
+  options: { outDir: string; seed: number; evalFraction: number; samplesPerFile: number | undefined },
+  output: DatasetCommandOutput,
+): Promise<FimDatasetReport> {
+  const report = await buildFimDataset({
+    root: resolve(root),
+    outDir: resolve(options.outDir),
+    seed: options.seed,
+    evalFraction: options.evalFraction,
+    ...(options.samplesPerFile !== undefined ? { samplesPerFile: options.samplesPerFile } : {}),
+  });
+  const skipped = Object.entries(report.skippedByReason)
+    .filter(([, count]) => count > 0)
+    .map(([reason, count]) => `${reason} ${count}`)
+    .join(", ");
+  output.print(
+    `Built ${report.samples.train} train and ${report.samples.eval} eval FIM samples from ${report.files.used} files ` +
+      `(${report.files.eval} held out whole for evaluation) into ${report.outputs.train} and ${report.outputs.eval}` +
+      `${skipped ? `; skipped: ${skipped}` : ""}. Details: ${report.outputs.report}`,
+  );
+  return report;
 }

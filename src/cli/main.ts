@@ -15,7 +15,7 @@ import { ensurePythonEnvironment } from "../core/pythonSetup";
 import { SidecarError } from "../core/sidecarProcess";
 import { createTinyModel } from "../core/tinyModel";
 import { parseArgs, stringFlag, integerFlag, UsageError, type FlagSpec, type ParsedArgs } from "./args";
-import { prepareCommand, validateCommand } from "./datasetCommands";
+import { buildFimCommand, prepareCommand, validateCommand } from "./datasetCommands";
 import { runDemo } from "./demo";
 import type { TokenizerSpec } from "../core/prepare/sampleRenderer";
 
@@ -52,6 +52,13 @@ Commands:
       --seq-len N          Tokens per packed row (default 2048)
       --eval-fraction F    Held-out share for eval loss (default 0.1)
       --seed N             Split and packing seed (default 0)
+  build-fim [DIR]          Build a code-completion (fill-in-the-middle) dataset from a
+                           repository (default: the current folder), honouring .gitignore and
+                           skipping binaries, vendored, generated, minified files and secrets.
+      --out DIR            Where train.jsonl, eval.jsonl and report.json go (required)
+      --eval-fraction F    Share of whole files held out (default 0.1)
+      --samples-per-file N FIM samples cut per file (default 8)
+      --seed N             Seed (default 0)
   export                   Export a model folder (HF layout) to GGUF.
       --model DIR          Model folder (config.json, safetensors, tokenizer.json)
       --out FILE           Output .gguf file (required)
@@ -80,6 +87,7 @@ const FLAGS: FlagSpec = {
   "max-tokens": "value",
   "seq-len": "value",
   "eval-fraction": "value",
+  "samples-per-file": "value",
   type: "value",
   arch: "value",
   seed: "value",
@@ -129,6 +137,18 @@ async function main(argv: string[]): Promise<number> {
       return exportCommand(args, configuredPython);
     case "export-adapter":
       return exportAdapterCommand(args);
+    case "build-fim": {
+      const out = stringFlag(args, "out");
+      if (!out || args.positionals.length > 1) throw new UsageError("build-fim takes at most one repository folder and needs --out DIR.");
+      const evalFraction = Number(stringFlag(args, "eval-fraction") ?? "0.1");
+      if (!(evalFraction >= 0 && evalFraction < 1)) throw new UsageError("--eval-fraction must be at least 0 and below 1.");
+      await buildFimCommand(
+        args.positionals[0] ?? ".",
+        { outDir: out, seed: integerFlag(args, "seed") ?? 0, evalFraction, samplesPerFile: integerFlag(args, "samples-per-file") },
+        { print, log },
+      );
+      return 0;
+    }
     case "validate": {
       const file = args.positionals[0];
       if (!file || args.positionals.length > 1) throw new UsageError("validate takes one JSONL file.");

@@ -58,3 +58,13 @@ test("export verifies the file against PyTorch and writes an Ollama Modelfile", 
   assert.match(result.stdout, /Ollama: ollama create tiny-q8_0 -f tiny-Q8_0\.Modelfile/);
   assert.ok(existsSync(join(scratch, "out", "tiny-Q8_0.Modelfile")));
 });
+
+test("build-fim turns a repository into FIM JSONL that validates cleanly", () => {
+  const out = join(mkdtempSync(join(tmpdir(), "fts-cli-fim-")), "fim");
+  const result = run("build-fim", "src/core/datasets", "--out", out, "--samples-per-file", "3");
+  assert.equal(result.status, 0, result.stderr);
+  assert.match(result.stdout, /Built \d+ train and \d+ eval FIM samples from \d+ files \(\d+ held out whole/);
+  const validated = run("validate", join(out, "train.jsonl"));
+  assert.equal(validated.status, 0, validated.stdout);
+  assert.match(validated.stdout, /: fim, \d+ lines, \d+ usable samples, 0 lines with errors/);
+});
