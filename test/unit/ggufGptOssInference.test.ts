@@ -10,6 +10,7 @@ import { runSidecarCommand } from "../../src/core/sidecarProcess";
 import { BYTE_TO_UNICODE } from "../../src/core/tokenizers/bytesToUnicode";
 import { HarmonyTokenId } from "../../src/core/tokenizers/harmonyVocabulary";
 import { writeHarmonyTokenizerFiles } from "../../src/core/tokenizers/huggingFaceTokenizerJson";
+import { llamaLogits } from "../support/exportTestSupport";
 
 // The end-to-end check of the exporter: llama.cpp (through node-llama-cpp) loads our GGUF and
 // computes the same next-token distribution as the sidecar's PyTorch GPT-OSS at every position.
@@ -61,26 +62,6 @@ async function exportModel(folder: string, name: string, outputType: GgufOutputT
 }
 
 /** Raw logits (vocabulary order) after each token, from llama.cpp. */
-async function llamaLogits(modelPath: string, tokens: readonly number[]): Promise<Float32Array[]> {
-  const model = await llama.loadModel({ modelPath });
-  try {
-    const context = await model.createContext({ contextSize: 512, batchSize: 512 });
-    try {
-      const results = await context.getSequence().controlledEvaluate(tokens.map((token) => [token as Token, { generateNext: { logits: true } }]));
-      return results.map((result, position) => {
-        const map = result?.next.logits ?? assert.fail(`no logits at position ${position}`);
-        const row = new Float32Array(map.size);
-        for (const [token, logit] of map) row[token] = logit;
-        return row;
-      });
-    } finally {
-      await context.dispose();
-    }
-  } finally {
-    await model.dispose();
-  }
-}
-
 /** Logits of the sidecar's PyTorch GPT-OSS for the same tokens. */
 async function torchLogits(folder: string, tokens: readonly number[]): Promise<number[][]> {
   const out = join(scratch, "torch-logits.json");
@@ -176,7 +157,7 @@ test("llama.cpp's next-token distribution matches the sidecar's PyTorch GPT-OSS 
   assert.equal(reference.length, SEQUENCE_LENGTH);
   // F32 weights with dequantized F32 experts: the same numbers as the checkpoint, so only
   // float32 summation order (and llama.cpp's rounded YaRN bounds) separate the two.
-  const exact = compare(reference, await llamaLogits(await exportModel(smallModel, "torch-f32-same", "f32", "same"), SEQUENCE));
+  const exact = compare(reference, await llamaLogits(llama, await exportModel(smallModel, "torch-f32-same", "f32", "same"), SEQUENCE));
   console.log(`llama.cpp F32 (F32 experts) vs PyTorch: ${describe(exact)}`);
   assert.ok(exact.relative < 1e-3 && exact.top1Agreement === 1 && exact.maxKl < 1e-6, describe(exact));
   // MXFP4 experts: ggml's CPU kernel multiplies MXFP4 blocks by Q8_0-quantized activations;
@@ -190,7 +171,7 @@ test("llama.cpp's next-token distribution matches the sidecar's PyTorch GPT-OSS 
     ["torch-bf16-same", "bf16", "same"],
   ] as const;
   for (const [name, type, experts] of variants) {
-    const agreement = compare(reference, await llamaLogits(await exportModel(smallModel, name, type, experts), SEQUENCE));
+    const agreement = compare(reference, await llamaLogits(llama, await exportModel(smallModel, name, type, experts), SEQUENCE));
     console.log(`llama.cpp ${name} vs PyTorch: ${describe(agreement)}`);
     assert.ok(agreement.relative < 2e-2 && agreement.top1Agreement >= 0.95 && agreement.maxKl < 1e-4, `${name}: ${describe(agreement)}`);
   }

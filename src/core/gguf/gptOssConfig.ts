@@ -4,11 +4,9 @@
  * Everything llama.cpp would otherwise default wrongly (key_length = n_embd/n_head = 45,
  * rope base 10000, linear scaling) is written explicitly.
  */
-import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 import { GgufValueType } from "./constants";
 import { GgufExportError } from "./errors";
+import { readHfConfig } from "./hfConfigFile";
 
 export const GGUF_ARCHITECTURE = "gpt-oss";
 /** config.json model_type values this exporter converts, with their HF class names. */
@@ -34,16 +32,7 @@ export interface GptOssHyperparameters {
 }
 
 export async function readGptOssConfig(folder: string): Promise<GptOssHyperparameters> {
-  const path = join(folder, "config.json");
-  if (!existsSync(path)) throw new GgufExportError("missing_file", `${folder} has no config.json; point the export at a Hugging Face checkpoint folder.`);
-  let config: Record<string, unknown>;
-  try {
-    const parsed: unknown = JSON.parse(await readFile(path, "utf8"));
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("not a JSON object");
-    config = parsed as Record<string, unknown>;
-  } catch (error) {
-    throw new GgufExportError("bad_config", `${path} is not a valid config (${(error as Error).message}).`);
-  }
+  const { path, config } = await readHfConfig(folder);
   const modelType = config["model_type"];
   if (typeof modelType !== "string" || !(modelType in SUPPORTED_MODEL_TYPES)) {
     const supported = Object.entries(SUPPORTED_MODEL_TYPES).map(([type, cls]) => `${type} (${cls})`).join(", ");

@@ -9,11 +9,9 @@
  * token_embd). Qwen's sliding-window option (off in every release) is not implemented by
  * llama.cpp, so a config that turns it on is refused instead of silently changing the model.
  */
-import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 import { GgufValueType } from "./constants";
 import { GgufExportError } from "./errors";
+import { readHfConfig } from "./hfConfigFile";
 import type { MetadataEntry } from "./gptOssConfig";
 
 /** config.json model_type → GGUF general.architecture. */
@@ -50,16 +48,7 @@ export interface QwenHyperparameters {
 }
 
 export async function readQwenConfig(folder: string): Promise<QwenHyperparameters> {
-  const path = join(folder, "config.json");
-  if (!existsSync(path)) throw new GgufExportError("missing_file", `${folder} has no config.json; point the export at a Hugging Face checkpoint folder.`);
-  let config: Record<string, unknown>;
-  try {
-    const parsed: unknown = JSON.parse(await readFile(path, "utf8"));
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("not a JSON object");
-    config = parsed as Record<string, unknown>;
-  } catch (error) {
-    throw new GgufExportError("bad_config", `${path} is not a valid config (${(error as Error).message}).`);
-  }
+  const { path, config } = await readHfConfig(folder);
   const modelType = config["model_type"];
   if (!isQwenModelType(modelType)) {
     throw new GgufExportError("unsupported_architecture", `${path}: model_type ${JSON.stringify(modelType ?? null)} is not a Qwen2/Qwen3 dense model (expected "qwen2" or "qwen3").`);
