@@ -5,10 +5,12 @@
 import { join } from "node:path";
 import * as vscode from "vscode";
 import { productPaths } from "./core/paths";
+import { RunSupervisor } from "./core/runs/runSupervisor";
 import { registerCommands } from "./vscode/commands";
 import { DatasetReportService } from "./vscode/datasets/datasetReports";
 import { InferenceHostService } from "./vscode/inferenceHostService";
 import { Logger } from "./vscode/logger";
+import { RunStatusBar } from "./vscode/runs/runStatusBar";
 import { SettingsAccessor } from "./vscode/settings";
 import { DatasetsView } from "./vscode/views/datasetsView";
 import { ModelsView } from "./vscode/views/modelsView";
@@ -22,6 +24,10 @@ export interface FineTuneStudioApi {
   readonly webviews: WebviewReadiness;
   readonly datasetReports: DatasetReportService;
   readonly inferenceHost: InferenceHostService;
+  /** Training runs: start/stop/follow, live series; the suite waits on its events. */
+  readonly runs: RunSupervisor;
+  readonly runStatusBar: RunStatusBar;
+  readonly trainingPanel: TrainingPanel;
 }
 
 export function activate(context: vscode.ExtensionContext): FineTuneStudioApi {
@@ -33,14 +39,19 @@ export function activate(context: vscode.ExtensionContext): FineTuneStudioApi {
     const webviews = new WebviewReadiness();
     const datasetReports = new DatasetReportService(join(context.extensionPath, "dist", "token-counter.js"), settings, logger);
     const datasets = new DatasetsView(datasetReports);
-    const runs = new RunsView();
+    const workspaceRoot = (): string | undefined => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+    const supervisor = new RunSupervisor({ nativeDir: paths.nativeDir, onLog: logger.child("runs") });
+    const runs = new RunsView(supervisor);
     const models = new ModelsView(settings);
-    const trainingPanel = new TrainingPanel(mediaRoot, webviews, logger);
+    const trainingPanel = new TrainingPanel(mediaRoot, webviews, logger, supervisor, workspaceRoot);
+    const runStatusBar = new RunStatusBar(supervisor);
     const inferenceHost = new InferenceHostService(paths.inferenceHostEntry, logger);
     const refreshViews = (): void => [datasets, runs, models].forEach((view) => view.refresh());
 
     context.subscriptions.push(
       logger,
+      supervisor,
+      runStatusBar,
       datasetReports,
       datasets,
       runs,
@@ -51,10 +62,16 @@ export function activate(context: vscode.ExtensionContext): FineTuneStudioApi {
       vscode.window.registerTreeDataProvider("finetuneStudio.runs", runs),
       vscode.window.registerTreeDataProvider("finetuneStudio.models", models),
       vscode.window.registerWebviewViewProvider(ChatViewProvider.viewId, new ChatViewProvider(mediaRoot, webviews, logger)),
-      ...registerCommands({ paths, settings, logger, trainingPanel, inferenceHost, refreshViews }),
+      ...registerCommands({ paths, settings, logger, trainingPanel, inferenceHost, supervisor, refreshViews }),
     );
+    // Runs keep training across window reloads (the sidecar is detached): follow them again,
+    // and mark failed those whose process died while no window was watching.
+    const root = workspaceRoot();
+    if (root !== undefined && vscode.workspace.isTrusted) {
+      for (const runDir of supervisor.reattachAll(root)) logger.info(`Reattached to training run ${runDir}.`);
+    }
     logger.info(`Fine-Tune Studio activated (workspace ${vscode.workspace.isTrusted ? "trusted" : "untrusted: no sidecar, no models"}).`);
-    return { webviews, inferenceHost, datasetReports };
+    return { webviews, inferenceHost, datasetReports, runs: supervisor, runStatusBar, trainingPanel };
   } catch (error) {
     // VS Code shows nothing when activation throws, so say it before re-throwing.
     logger.error("Fine-Tune Studio failed to activate", error);

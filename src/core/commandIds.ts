@@ -9,6 +9,10 @@ export const COMMAND_IDS = [
   "finetuneStudio.revealModel",
   "finetuneStudio.copyModelPath",
   "finetuneStudio.openTrainingPanel",
+  "finetuneStudio.newTrainingRun",
+  "finetuneStudio.stopTrainingRun",
+  "finetuneStudio.resumeTrainingRun",
+  "finetuneStudio.deleteTrainingRun",
   "finetuneStudio.openChat",
   "finetuneStudio.restartInferenceHost",
   "finetuneStudio.refreshViews",
@@ -25,4 +29,6 @@ export const COMMANDS_NEEDING_TRUST: ReadonlySet<CommandId> = new Set<CommandId>
   "finetuneStudio.revealModel",
   "finetuneStudio.copyModelPath",
   "finetuneStudio.restartInferenceHost",
+  "finetuneStudio.newTrainingRun",
+  "finetuneStudio.resumeTrainingRun",
 ]);

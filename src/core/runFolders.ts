@@ -16,6 +16,10 @@ export interface RunSummary {
   status: RunStatus;
   /** Reason for a failed run, when recorded. */
   reason: string | undefined;
+  bestEval: number | undefined;
+  /** ISO times of the current (or last) session. */
+  started: string | undefined;
+  ended: string | undefined;
 }
 
 export function listRuns(workspaceRoot: string): RunSummary[] {
@@ -29,13 +33,23 @@ export function listRuns(workspaceRoot: string): RunSummary[] {
 
 function readRun(path: string, id: string): RunSummary {
   const statusPath = join(path, "status.json");
-  if (!existsSync(statusPath)) return { id, path, status: "unknown", reason: undefined };
+  const none = { bestEval: undefined, started: undefined, ended: undefined };
+  if (!existsSync(statusPath)) return { id, path, status: "unknown", reason: undefined, ...none };
   try {
-    const parsed = JSON.parse(readFileSync(statusPath, "utf8")) as { status?: unknown; reason?: unknown };
+    const parsed = JSON.parse(readFileSync(statusPath, "utf8")) as Record<string, unknown>;
     const known: RunStatus[] = ["queued", "running", "stopped", "failed", "done"];
-    const status = known.includes(parsed.status as RunStatus) ? (parsed.status as RunStatus) : "unknown";
-    return { id, path, status, reason: typeof parsed.reason === "string" ? parsed.reason : undefined };
+    const status = known.includes(parsed["status"] as RunStatus) ? (parsed["status"] as RunStatus) : "unknown";
+    const text = (key: string): string | undefined => (typeof parsed[key] === "string" ? parsed[key] : undefined);
+    return {
+      id,
+      path,
+      status,
+      reason: text("reason"),
+      bestEval: typeof parsed["best_eval"] === "number" ? parsed["best_eval"] : undefined,
+      started: text("started"),
+      ended: text("ended"),
+    };
   } catch {
-    return { id, path, status: "unknown", reason: "status.json is not valid JSON" };
+    return { id, path, status: "unknown", reason: "status.json is not valid JSON", ...none };
   }
 }

@@ -12,13 +12,33 @@ export const WEBVIEW_PROTOCOL_VERSION = 1;
 
 export type WebviewKind = "training" | "chat";
 
-/** What the training panel shows. Grows with the trainer; today: the selected run, if any. */
+/** Chart series rebuilt from the run's events.jsonl (parallel arrays, one entry per step). */
+export interface TrainingSeries {
+  step: number[];
+  loss: number[];
+  lr: number[];
+  gradNorm: number[];
+  tokensPerS: number[];
+  memGb: number[];
+  evalStep: number[];
+  evalLoss: number[];
+  totalSteps: number | null;
+  etaS: number | null;
+  bestEval: number | null;
+}
+
+/** What the training panel shows: the whole picture, so a reopened panel renders at once. */
 export interface TrainingPanelState {
   /** Run folder name, or null when no run is selected. */
   runId: string | null;
-  status: "none" | "queued" | "running" | "stopped" | "failed" | "done";
-  /** Honest note about what the panel can do in this build. */
+  status: "none" | "queued" | "running" | "stopped" | "failed" | "done" | "unknown";
+  /** Why the run failed, or a note when no run is selected. */
   notice: string;
+  /** Base model, datasets, preset and the key spec values, as label → text. */
+  config: Array<[string, string]>;
+  series: TrainingSeries | null;
+  /** Last lines of sidecar.log. */
+  logTail: string[];
 }
 
 export interface ChatViewState {
@@ -30,7 +50,9 @@ export interface ChatViewState {
 export type HostToWebview =
   | { type: "init"; protocolVersion: number; view: "training"; state: TrainingPanelState }
   | { type: "init"; protocolVersion: number; view: "chat"; state: ChatViewState }
-  | { type: "chat.notice"; text: string };
+  | { type: "chat.notice"; text: string }
+  /** Live update of the training panel (same shape as init's state). */
+  | { type: "training.update"; state: TrainingPanelState };
 
 export type WebviewToHost =
   | { type: "ready"; protocolVersion: number; view: WebviewKind }
@@ -58,6 +80,8 @@ export function isHostToWebview(message: unknown): message is HostToWebview {
       return typeof message["protocolVersion"] === "number" && isJsonObject(message["state"]);
     case "chat.notice":
       return typeof message["text"] === "string";
+    case "training.update":
+      return isJsonObject(message["state"]) && Array.isArray(message["state"]["config"]) && Array.isArray(message["state"]["logTail"]);
     default:
       return false;
   }

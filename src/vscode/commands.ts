@@ -11,7 +11,9 @@ import type { ProductPaths } from "../core/paths";
 import { torchInstallCommand } from "../core/pythonEnvironment";
 import { SidecarError } from "../core/sidecarProcess";
 import { createTinyModel } from "../core/tinyModel";
+import type { RunSupervisor } from "../core/runs/runSupervisor";
 import { copyPath, exportModelCommand, revealPath } from "./exportCommands";
+import { deleteTrainingRun, newTrainingRun, resumeTrainingRun, stopTrainingRun, type RunCommandDependencies } from "./runs/runCommands";
 import type { InferenceHostService } from "./inferenceHostService";
 import type { Logger } from "./logger";
 import type { SettingsAccessor } from "./settings";
@@ -23,19 +25,32 @@ export interface CommandDependencies {
   logger: Logger;
   trainingPanel: TrainingPanel;
   inferenceHost: InferenceHostService;
+  supervisor: RunSupervisor;
   refreshViews: () => void;
 }
 
 type Handler = (...args: unknown[]) => unknown;
 
 export function registerCommands(deps: CommandDependencies): vscode.Disposable[] {
+  const runs: RunCommandDependencies = {
+    nativeDir: deps.paths.nativeDir,
+    settings: deps.settings,
+    logger: deps.logger,
+    supervisor: deps.supervisor,
+    openPanel: (runId) => deps.trainingPanel.show(runId),
+    refreshViews: deps.refreshViews,
+  };
   const table: Record<CommandId, Handler> = {
     "finetuneStudio.checkEnvironment": () => checkEnvironment(deps),
     "finetuneStudio.createTinyModel": (options) => createTinyModelCommand(deps, options),
     "finetuneStudio.exportModel": (target) => exportModelCommand({ ...deps, nativeDir: deps.paths.nativeDir }, target),
     "finetuneStudio.revealModel": (target) => revealPath(target),
     "finetuneStudio.copyModelPath": (target) => copyPath(target),
-    "finetuneStudio.openTrainingPanel": (runId) => deps.trainingPanel.show(typeof runId === "string" ? runId : undefined),
+    "finetuneStudio.openTrainingPanel": (target) => deps.trainingPanel.show(runIdOf(target)),
+    "finetuneStudio.newTrainingRun": (options) => newTrainingRun(runs, options),
+    "finetuneStudio.stopTrainingRun": (target) => stopTrainingRun(runs, target),
+    "finetuneStudio.resumeTrainingRun": (target) => resumeTrainingRun(runs, target),
+    "finetuneStudio.deleteTrainingRun": (target) => deleteTrainingRun(runs, target),
     "finetuneStudio.openChat": () => vscode.commands.executeCommand("finetuneStudio.chat.focus"),
     "finetuneStudio.restartInferenceHost": () => restartInferenceHost(deps),
     "finetuneStudio.refreshViews": () => deps.refreshViews(),
@@ -52,6 +67,13 @@ export function registerCommands(deps: CommandDependencies): vscode.Disposable[]
       return handler(...args);
     }),
   );
+}
+
+/** A run id, or a Runs-view item carrying one. */
+function runIdOf(target: unknown): string | undefined {
+  if (typeof target === "string") return target;
+  const id = (target as { id?: unknown } | undefined)?.id;
+  return typeof id === "string" ? id : undefined;
 }
 
 function projectRoot(): string | undefined {

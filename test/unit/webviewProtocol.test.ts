@@ -17,3 +17,10 @@ test("accepts host messages the pages understand", () => {
   assert.ok(isHostToWebview({ type: "chat.notice", text: "x" }));
   assert.ok(!isHostToWebview({ type: "init", protocolVersion: 1, view: "chat" }));
 });
+
+test("accepts live training updates with a full state and rejects partial ones", () => {
+  const state = { runId: "r", status: "running", notice: "", config: [["Preset", "quick"]], series: null, logTail: [] };
+  assert.ok(isHostToWebview({ type: "training.update", state }));
+  assert.ok(!isHostToWebview({ type: "training.update", state: { runId: "r" } }));
+  assert.ok(!isHostToWebview({ type: "training.update" }));
+});

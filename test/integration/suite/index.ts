@@ -7,5 +7,6 @@ export function run(): Promise<void> {
     require("./webviews.test");
     require("./datasets.test");
     require("./processes.test");
+    require("./runs.test");
   });
 }
